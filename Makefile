@@ -1,0 +1,123 @@
+# MeMS - build, install, test, demo, bench.
+#
+#   make                  libmems.a and libmems.so (build/)
+#   make demo             build and run the examples
+#   make check            build and run the Check suite
+#   make check-asan       the suite under AddressSanitizer + UBSan
+#   make check-tsan       the threaded tests under ThreadSanitizer
+#   make bench            benchmarks, printed as ratios
+#   make install PREFIX=DIR
+#
+# make MEMS_PAGE_SIZE=N sets the MeMS page size (a multiple of the OS page).
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+MEMS_PAGE_SIZE ?= 4096
+VERSION  := 0.1.0
+SOMAJOR  := 0
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc \
+	      -DMEMS_PAGE_SIZE=$(MEMS_PAGE_SIZE) -pthread
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LDLIBS   := -pthread
+
+SRCS     := src/mems.c src/freelist.c src/meta.c src/span.c src/pager.c \
+	    src/stats.c src/options.c src/diag.c
+OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+HDRS     := $(wildcard include/*.h src/*.h)
+
+LIBA     := $(BUILD)/libmems.a
+LIBSO    := $(BUILD)/libmems.so.$(VERSION)
+
+TEST_SRCS := $(wildcard tests/check_*.c)
+TEST_HELPERS := $(BUILD)/tests/user_helper
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
+
+.PHONY: all deps demo check check-asan check-tsan bench install clean
+
+all: $(LIBA) $(BUILD)/libmems.so
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+$(LIBA): $(OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBSO): $(OBJS)
+	$(CC) -shared -Wl,-soname,libmems.so.$(SOMAJOR) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libmems.so: $(LIBSO)
+	ln -sf libmems.so.$(VERSION) $(BUILD)/libmems.so.$(SOMAJOR)
+	ln -sf libmems.so.$(VERSION) $@
+
+# Packages a fresh Debian machine lacks (check, liburing-dev): installed
+# when missing, saying so.
+deps:
+	@sh tools/deps.sh
+
+# ---------------------------------------------------------------- examples
+
+$(BUILD)/examples/%: examples/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+demo: deps $(BUILD)/examples/example $(BUILD)/examples/sparse
+	@echo "== examples/example.c: the assignment's example =="
+	$(BUILD)/examples/example
+	@echo
+	@echo "== examples/sparse.c: a large allocation touched sparsely =="
+	$(BUILD)/examples/sparse
+
+# ---------------------------------------------------------------- tests
+
+$(BUILD)/tests/check_mems: $(TEST_SRCS) tests/testutil.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_SRCS) $(LIBA) $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/user_helper: tests/user_helper.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+check: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tests/check_mems $(TEST_HELPERS) $(BUILD)/examples/example
+	MEMS_TEST_BUILD=$(BUILD) $(BUILD)/tests/check_mems
+
+check-asan: deps
+	@$(MAKE) --no-print-directory check BUILD=build-asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+
+check-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+		CFLAGS="-O1 -g -fsanitize=thread" build-tsan/tests/check_mems build-tsan/tests/user_helper build-tsan/examples/example
+	MEMS_TEST_BUILD=build-tsan CK_RUN_CASE=threads build-tsan/tests/check_mems
+
+# ---------------------------------------------------------------- bench
+
+$(BUILD)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) -lm
+
+bench: $(BUILD)/bench/bench_core
+	$(BUILD)/bench/bench_core
+
+# ---------------------------------------------------------------- install
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed 's/^#define MEMS_PAGE_SIZE 4096$$/#define MEMS_PAGE_SIZE $(MEMS_PAGE_SIZE)/' \
+		include/mems.h > $(DESTDIR)$(PREFIX)/include/mems.h
+	chmod 644 $(DESTDIR)$(PREFIX)/include/mems.h
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libmems.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmems.so.$(SOMAJOR)
+	ln -sf libmems.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmems.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mems.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/mems.pc
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,144 @@
+/*
+ * mems.h - MeMS: a memory manager that is also a userspace pager.
+ *
+ * The first part is the API of the MeMS assignment, unchanged: a program
+ * written against the assignment compiles and runs with this header.  MeMS
+ * virtual addresses start at 1000 and are translated to real pointers with
+ * mems_get().  Under it, memory lives in one large span of address space
+ * registered with userfaultfd: pages are populated lazily on first touch by
+ * a fault-handler thread, and pages that become wholly free are given back.
+ *
+ * The second part is the extended API: options, machine-readable stats.
+ * See README.md for the whole story.
+ */
+#ifndef MEMS_H
+#define MEMS_H
+
+/* The assignment's header pulled these in; programs written against it rely
+ * on them (its example calls printf without including stdio.h). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MEMS_API __attribute__((visibility("default")))
+#else
+#define MEMS_API
+#endif
+
+/* MeMS page size: the unit of main nodes.  Set at build time
+ * (make MEMS_PAGE_SIZE=N); must be a multiple of the OS page size. */
+#ifndef MEMS_PAGE_SIZE
+#define MEMS_PAGE_SIZE 4096
+#endif
+#ifndef PAGE_SIZE
+#define PAGE_SIZE MEMS_PAGE_SIZE
+#endif
+
+/* MeMS virtual address of the first byte of the first main node. */
+#define MEMS_VIRTUAL_BASE 1000
+
+/* ------------------------------------------------------------------------
+ * Seed API (the assignment's six functions)
+ * ---------------------------------------------------------------------- */
+
+/* Reserve the span, start the pager.  A second call while initialised is a
+ * no-op.  Failure is reported on stderr; calls that need MeMS then fail
+ * cleanly (mems_malloc returns NULL with errno set). */
+MEMS_API void mems_init(void);
+
+/* Stop the pager, give back the span and every piece of metadata.
+ * mems_init() afterwards starts afresh.  No-op when not initialised. */
+MEMS_API void mems_finish(void);
+
+/* Allocate size bytes; returns a MeMS virtual address (>= 1000), or NULL
+ * with errno = ENOMEM (span exhausted, or size larger than the span) or
+ * EINVAL (size 0).  Initialises MeMS lazily when called first. */
+MEMS_API void *mems_malloc(size_t size);
+
+/* Free the segment that starts at MeMS virtual address v_ptr.  NULL is a
+ * no-op.  Anything else that is not the start of an allocated segment
+ * (double free, interior or foreign address) is a no-op with a one-line
+ * diagnostic on stderr and a count in the stats. */
+MEMS_API void mems_free(void *v_ptr);
+
+/* Translate a MeMS virtual address anywhere inside an allocated segment to
+ * a real pointer.  NULL with errno = EFAULT for anything else. */
+MEMS_API void *mems_get(void *v_ptr);
+
+/* Print the 2-D free list and the counters to stdout. */
+MEMS_API void mems_print_stats(void);
+
+/* ------------------------------------------------------------------------
+ * Extended API
+ * ---------------------------------------------------------------------- */
+
+/* mems_init() that tells whether it worked: 0, or -1 with errno. */
+MEMS_API int mems_try_init(void);
+
+/* Options.  Each has a MEMS_<NAME> environment variable, read at
+ * initialisation; a value set here wins over the environment.  Names are
+ * given without the MEMS_ prefix, case-insensitively ("span_size").
+ * Returns 0, or -1 with errno = ENOENT (unknown name) or EINVAL (malformed
+ * value; a message says why).  Options marked "init" in README take effect
+ * at the next mems_init(). */
+MEMS_API int mems_option_set(const char *name, const char *value);
+
+/* Current value of an option, rendered as text into buf.  Returns the
+ * length it needed (like snprintf), or -1 with errno = ENOENT. */
+MEMS_API int mems_option_get(const char *name, char *buf, size_t len);
+
+/* Forget every value set through mems_option_set(). */
+MEMS_API void mems_option_reset(void);
+
+enum mems_pager_mode {
+	MEMS_PAGER_NONE = 0,   /* not initialised */
+	MEMS_PAGER_UFFD,       /* full userfaultfd: every fault goes to the handler */
+	MEMS_PAGER_UFFD_USER,  /* user-mode-only userfaultfd: memory populated at allocation */
+	MEMS_PAGER_KERNEL,     /* the kernel's own demand paging */
+};
+
+struct mems_stats {
+	/* the seed lines */
+	uint64_t page_size;        /* MeMS page size */
+	uint64_t pages_used;       /* MeMS pages in main nodes ("Pages used") */
+	uint64_t main_nodes;       /* main chain length */
+	uint64_t segments;         /* sum of sub-chain lengths */
+	uint64_t process_segments;
+	uint64_t hole_segments;
+	uint64_t bytes_in_use;     /* bytes in PROCESS segments */
+	uint64_t bytes_in_holes;   /* bytes in HOLE segments ("Space unused") */
+	/* the pager (in OS pages) */
+	uint64_t os_page_size;
+	uint64_t pages_mapped;     /* committed (read/write) pages */
+	uint64_t pages_touched;    /* resident pages: populated and not released */
+	uint64_t faults;           /* faults resolved by the handler */
+	uint64_t pages_populated;  /* pages populated (faults, fault-around, pre-population) */
+	uint64_t pages_released;   /* pages given back on free */
+	uint64_t span_size;        /* bytes reserved */
+	/* errors */
+	uint64_t invalid_frees;    /* double, interior, unknown frees */
+	uint64_t invalid_gets;     /* mems_get outside a PROCESS segment */
+	uint64_t failed_allocs;    /* mems_malloc that returned NULL */
+	uint64_t errors;           /* sum of the three */
+	enum mems_pager_mode mode;
+	char mode_name[16];        /* "uffd", "uffd-user", "kernel", "none" */
+	char mode_reason[160];     /* how the mode was chosen */
+};
+
+/* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */
+MEMS_API int mems_stats_get(struct mems_stats *st);
+
+/* Render the stats as one JSON object into buf (snprintf rules: returns the
+ * length needed, writes at most len bytes including the terminating NUL). */
+MEMS_API int mems_stats_json(char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMS_H */

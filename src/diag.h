@@ -1,0 +1,11 @@
+/*
+ * diag.h - one-line diagnostics on stderr, safe anywhere (no malloc, no
+ * stdio buffers: one write(2) of a line formatted on the stack).
+ */
+#ifndef MEMS_DIAG_H
+#define MEMS_DIAG_H
+
+__attribute__((format(printf, 1, 2)))
+void mems_diag(const char *fmt, ...);
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * freelist.c - the 2-D free list.
+ *
+ * The canonical structure is the assignment's: a main chain of nodes, laid
+ * out contiguously in the span in creation order, each with a doubly linked
+ * sub-chain of PROCESS and HOLE segments in address order that covers the
+ * node exactly.  Stats print from it.  Semantics are the assignment's:
+ * the first hole (node order, then sub-chain order) that fits is used and
+ * its rest split off as a hole; otherwise a new node of ceil(size/page)
+ * pages is appended; a freed segment merges with the adjacent holes of its
+ * own sub-chain; nodes are never removed.
+ *
+ * Two indexes sit beside the chains so that no operation walks them:
+ *
+ *  - Holes are also kept in a treap keyed by address, each subtree knowing
+ *    its largest hole.  Because nodes are in address order, "first hole in
+ *    node order then sub-chain order" is "lowest-addressed hole", and the
+ *    descent that finds it is O(log n).
+ *
+ *  - An address map per MeMS page: first[p] is the first segment that
+ *    starts in page p (kept exact), cover[p] the PROCESS segment over
+ *    page p's first byte (written when the segment is made, for the pages
+ *    after its first, and trusted only after a range check, so it is never
+ *    cleared).  A lookup reads one of them and walks at most the segments
+ *    that start in that one page: bounded by the page size, independent of
+ *    how many segments exist.
+ *
+ * Callers hold the allocator lock.
+ */
+#include "freelist.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "span.h"
+
+#define SEG(id) fl_seg(fl, (id))
+
+/* ---------------------------------------------------------------------
+ * Treap of holes
+ * ------------------------------------------------------------------- */
+
+static uint64_t seg_size(const struct mems_seg *s) { return s->end - s->start; }
+
+static void tp_pull(struct mems_fl *fl, mems_id t)
+{
+	struct mems_seg *s = SEG(t);
+	uint64_t m = seg_size(s);
+	if (s->tl && SEG(s->tl)->tmax > m)
+		m = SEG(s->tl)->tmax;
+	if (s->tr && SEG(s->tr)->tmax > m)
+		m = SEG(s->tr)->tmax;
+	s->tmax = m;
+}
+
+/* Every key in a is below every key in b. */
+static mems_id tp_merge(struct mems_fl *fl, mems_id a, mems_id b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (SEG(a)->prio > SEG(b)->prio) {
+		SEG(a)->tr = tp_merge(fl, SEG(a)->tr, b);
+		tp_pull(fl, a);
+		return a;
+	}
+	SEG(b)->tl = tp_merge(fl, a, SEG(b)->tl);
+	tp_pull(fl, b);
+	return b;
+}
+
+/* *l gets the keys below key, *r the rest. */
+static void tp_split(struct mems_fl *fl, mems_id t, uint64_t key,
+		     mems_id *l, mems_id *r)
+{
+	if (!t) {
+		*l = *r = 0;
+		return;
+	}
+	if (SEG(t)->start < key) {
+		tp_split(fl, SEG(t)->tr, key, &SEG(t)->tr, r);
+		*l = t;
+	} else {
+		tp_split(fl, SEG(t)->tl, key, l, &SEG(t)->tl);
+		*r = t;
+	}
+	tp_pull(fl, t);
+}
+
+static uint32_t fl_rand(struct mems_fl *fl)
+{
+	uint32_t x = fl->rng;        /* xorshift32 */
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return fl->rng = x;
+}
+
+static void tp_insert(struct mems_fl *fl, mems_id h)
+{
+	mems_id l, r;
+	struct mems_seg *s = SEG(h);
+	s->tl = s->tr = 0;
+	s->prio = fl_rand(fl);
+	s->tmax = seg_size(s);
+	tp_split(fl, fl->root, s->start, &l, &r);
+	fl->root = tp_merge(fl, tp_merge(fl, l, h), r);
+}
+
+static void tp_remove(struct mems_fl *fl, mems_id h)
+{
+	mems_id l, m, r;
+	uint64_t key = SEG(h)->start;
+	tp_split(fl, fl->root, key, &l, &r);
+	tp_split(fl, r, key + 1, &m, &r);
+	fl->root = tp_merge(fl, l, r);
+	SEG(h)->tl = SEG(h)->tr = 0;
+}
+
+/* The size of hole h changed (its key did not): fix the maxima above it. */
+static void tp_resized(struct mems_fl *fl, mems_id t, uint64_t key)
+{
+	if (!t)
+		return;
+	if (key < SEG(t)->start)
+		tp_resized(fl, SEG(t)->tl, key);
+	else if (key > SEG(t)->start)
+		tp_resized(fl, SEG(t)->tr, key);
+	tp_pull(fl, t);
+}
+
+mems_id fl_find_fit(const struct mems_fl *fl, uint64_t size)
+{
+	mems_id t = fl->root;
+
+	if (!t || SEG(t)->tmax < size)
+		return 0;
+	while (t) {
+		const struct mems_seg *s = SEG(t);
+		if (s->tl && SEG(s->tl)->tmax >= size)
+			t = s->tl;
+		else if (seg_size(s) >= size)
+			return t;
+		else
+			t = s->tr;   /* its tmax must fit: the root's did */
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Address map
+ * ------------------------------------------------------------------- */
+
+static void first_add(struct mems_fl *fl, mems_id id)
+{
+	uint64_t p = SEG(id)->start / fl->page;
+	mems_id f = fl->first[p];
+	if (!f || SEG(f)->start > SEG(id)->start)
+		fl->first[p] = id;
+}
+
+/* Call while id is still linked into its sub-chain. */
+static void first_del(struct mems_fl *fl, mems_id id)
+{
+	uint64_t p = SEG(id)->start / fl->page;
+	if (fl->first[p] == id) {
+		mems_id n = SEG(id)->next;
+		fl->first[p] = (n && SEG(n)->start / fl->page == p) ? n : 0;
+	}
+}
+
+static void cover_set(struct mems_fl *fl, mems_id id)
+{
+	const struct mems_seg *s = SEG(id);
+	for (uint64_t p = s->start / fl->page + 1; p * fl->page < s->end; p++)
+		fl->cover[p] = id;
+}
+
+mems_id fl_find_process(const struct mems_fl *fl, uint64_t off)
+{
+	mems_id c;
+
+	if (off >= fl->committed)
+		return 0;
+	uint64_t p = off / fl->page;
+	mems_id f = fl->first[p];
+	if (f && SEG(f)->start <= off) {
+		c = f;
+		while (SEG(c)->next && SEG(SEG(c)->next)->start <= off)
+			c = SEG(c)->next;
+	} else if (f) {
+		c = SEG(f)->prev;
+	} else {
+		c = fl->cover[p];
+		if (c >= fl->segs.bump)
+			return 0;
+	}
+	if (!c)
+		return 0;
+	const struct mems_seg *s = SEG(c);
+	if (s->type != SEG_PROCESS || off < s->start || off >= s->end)
+		return 0;
+	return c;
+}
+
+/* ---------------------------------------------------------------------
+ * The list
+ * ------------------------------------------------------------------- */
+
+int fl_init(struct mems_fl *fl, uint64_t span, uint64_t page)
+{
+	memset(fl, 0, sizeof *fl);
+	uint64_t pages = span / page;
+	uint64_t segcap = span / 256;
+	if (segcap < 4096)
+		segcap = 4096;
+	if (segcap > (1u << 26))
+		segcap = 1u << 26;
+	uint64_t nodecap = pages + 2 < (1u << 26) ? pages + 2 : (1u << 26);
+
+	fl->page = page;
+	fl->span = span;
+	fl->rng = 0x9e3779b9u;
+	fl->map_bytes = (size_t)pages * sizeof(mems_id);
+	if (slab_init(&fl->segs, sizeof(struct mems_seg), (uint32_t)segcap) != 0)
+		goto fail;
+	if (slab_init(&fl->nodes, sizeof(struct mems_node), (uint32_t)nodecap) != 0)
+		goto fail;
+	fl->first = os_map_meta(fl->map_bytes);
+	fl->cover = os_map_meta(fl->map_bytes);
+	if (!fl->first || !fl->cover)
+		goto fail;
+	return 0;
+fail:
+	fl_destroy(fl);
+	errno = ENOMEM;
+	return -1;
+}
+
+void fl_destroy(struct mems_fl *fl)
+{
+	slab_destroy(&fl->segs);
+	slab_destroy(&fl->nodes);
+	if (fl->first)
+		os_unmap(fl->first, fl->map_bytes);
+	if (fl->cover)
+		os_unmap(fl->cover, fl->map_bytes);
+	memset(fl, 0, sizeof *fl);
+}
+
+mems_id fl_add_node(struct mems_fl *fl, uint64_t bytes)
+{
+	mems_id n = slab_alloc(&fl->nodes);
+	if (!n)
+		return 0;
+	mems_id h = slab_alloc(&fl->segs);
+	if (!h) {
+		slab_free(&fl->nodes, n);
+		errno = ENOMEM;
+		return 0;
+	}
+	struct mems_node *nd = fl_node(fl, n);
+	struct mems_seg *s = SEG(h);
+	nd->start = s->start = fl->committed;
+	nd->end = s->end = fl->committed + bytes;
+	nd->head = nd->tail = h;
+	nd->nsegs = 1;
+	s->node = n;
+	s->type = SEG_HOLE;
+	fl->committed += bytes;
+	fl->nnodes++;
+	fl->nholes++;
+	fl->bytes_in_holes += bytes;
+	first_add(fl, h);
+	tp_insert(fl, h);
+	return h;
+}
+
+void fl_drop_last_node(struct mems_fl *fl, mems_id h)
+{
+	struct mems_seg *s = SEG(h);
+	mems_id n = s->node;
+	uint64_t bytes = seg_size(s);
+	tp_remove(fl, h);
+	fl->first[s->start / fl->page] = 0;
+	fl->committed -= bytes;
+	fl->nnodes--;
+	fl->nholes--;
+	fl->bytes_in_holes -= bytes;
+	slab_free(&fl->segs, h);
+	slab_free(&fl->nodes, n);
+	/* ids are handed out in order, so the next node gets n again */
+}
+
+mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
+{
+	struct mems_seg *s = SEG(h);
+	uint64_t hsize = seg_size(s);
+	mems_id r = 0;
+
+	if (size < hsize) {
+		r = slab_alloc(&fl->segs);
+		if (!r)
+			return 0;
+		s = SEG(h);
+	}
+	tp_remove(fl, h);
+	s->type = SEG_PROCESS;
+	fl->nholes--;
+	fl->nprocess++;
+	fl->bytes_in_holes -= hsize;
+	fl->bytes_in_use += size;
+	if (r) {
+		struct mems_seg *rs = SEG(r);
+		struct mems_node *nd = fl_node(fl, s->node);
+		rs->start = s->start + size;
+		rs->end = s->end;
+		rs->type = SEG_HOLE;
+		rs->node = s->node;
+		rs->prev = h;
+		rs->next = s->next;
+		if (s->next)
+			SEG(s->next)->prev = r;
+		else
+			nd->tail = r;
+		s->next = r;
+		s->end = rs->start;
+		nd->nsegs++;
+		fl->nholes++;
+		fl->bytes_in_holes += hsize - size;
+		first_add(fl, r);
+		tp_insert(fl, r);
+	}
+	cover_set(fl, h);
+	return h;
+}
+
+/* Unlink id from its sub-chain and recycle it. */
+static void unlink_seg(struct mems_fl *fl, mems_id id)
+{
+	struct mems_seg *s = SEG(id);
+	struct mems_node *nd = fl_node(fl, s->node);
+	first_del(fl, id);
+	if (s->prev)
+		SEG(s->prev)->next = s->next;
+	else
+		nd->head = s->next;
+	if (s->next)
+		SEG(s->next)->prev = s->prev;
+	else
+		nd->tail = s->prev;
+	nd->nsegs--;
+	slab_free(&fl->segs, id);
+}
+
+mems_id fl_free(struct mems_fl *fl, mems_id id)
+{
+	struct mems_seg *s = SEG(id);
+	uint64_t size = seg_size(s);
+	mems_id r = s->next, l = s->prev;
+
+	s->type = SEG_HOLE;
+	fl->nprocess--;
+	fl->nholes++;
+	fl->bytes_in_use -= size;
+	fl->bytes_in_holes += size;
+
+	if (r && SEG(r)->type == SEG_HOLE) {
+		tp_remove(fl, r);
+		s->end = SEG(r)->end;
+		unlink_seg(fl, r);
+		fl->nholes--;
+	}
+	if (l && SEG(l)->type == SEG_HOLE) {
+		SEG(l)->end = s->end;
+		unlink_seg(fl, id);
+		fl->nholes--;
+		tp_resized(fl, fl->root, SEG(l)->start);
+		return l;
+	}
+	tp_insert(fl, id);
+	return id;
+}

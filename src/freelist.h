@@ -1,0 +1,74 @@
+/*
+ * freelist.h - the 2-D free list of main nodes and PROCESS/HOLE segments.
+ *
+ * Offsets are bytes from the start of the span; the MeMS virtual address of
+ * offset o is MEMS_VIRTUAL_BASE + o.
+ */
+#ifndef MEMS_FREELIST_H
+#define MEMS_FREELIST_H
+#include <stdint.h>
+
+#include "meta.h"
+
+enum { SEG_FREE = 0, SEG_PROCESS = 1, SEG_HOLE = 2 };
+
+struct mems_seg {
+	uint64_t start, end;   /* [start, end) */
+	uint64_t tmax;         /* largest hole in this treap subtree */
+	mems_id prev, next;    /* sub-chain, in address order */
+	mems_id node;          /* main node */
+	mems_id tl, tr;        /* treap children (holes only) */
+	uint32_t prio;         /* treap priority */
+	uint8_t type;          /* SEG_* ; SEG_FREE for a recycled record */
+};
+
+struct mems_node {
+	uint64_t start, end;   /* page aligned */
+	mems_id head, tail;    /* first and last segment */
+	uint64_t nsegs;        /* sub-chain length */
+};
+
+struct mems_fl {
+	struct mems_slab segs, nodes;
+	mems_id *first;        /* per MeMS page: first segment starting in it */
+	mems_id *cover;        /* per MeMS page: PROCESS segment over its first byte */
+	size_t map_bytes;
+	uint64_t page;         /* MeMS page size */
+	uint64_t span;         /* bytes the list may grow to */
+	uint64_t committed;    /* end of the last node */
+	mems_id root;          /* treap of holes, keyed by address */
+	uint32_t rng;
+	uint64_t nnodes, nprocess, nholes;
+	uint64_t bytes_in_use, bytes_in_holes;
+};
+
+static inline struct mems_seg *fl_seg(const struct mems_fl *fl, mems_id id)
+{
+	return slab_at(&fl->segs, id);
+}
+static inline struct mems_node *fl_node(const struct mems_fl *fl, mems_id id)
+{
+	return slab_at(&fl->nodes, id);
+}
+
+int fl_init(struct mems_fl *fl, uint64_t span, uint64_t page);
+void fl_destroy(struct mems_fl *fl);
+
+/* First hole, in address order, with at least size bytes; 0 if none. */
+mems_id fl_find_fit(const struct mems_fl *fl, uint64_t size);
+/* Append a main node of bytes (a multiple of the page) holding one hole,
+ * which is returned; 0 with errno = ENOMEM when out of records. */
+mems_id fl_add_node(struct mems_fl *fl, uint64_t bytes);
+/* Undo the fl_add_node() that just returned hole (it is still whole). */
+void fl_drop_last_node(struct mems_fl *fl, mems_id hole);
+/* Turn the first size bytes of hole into a PROCESS segment, splitting the
+ * rest off as a hole.  Returns the segment, 0 with errno = ENOMEM. */
+mems_id fl_take(struct mems_fl *fl, mems_id hole, uint64_t size);
+/* The PROCESS segment containing offset off, or 0.  Bounded work: a map
+ * lookup plus a walk over the segments that start in off's page. */
+mems_id fl_find_process(const struct mems_fl *fl, uint64_t off);
+/* Free a PROCESS segment, merging it with adjacent holes of its sub-chain.
+ * Returns the resulting hole. */
+mems_id fl_free(struct mems_fl *fl, mems_id seg);
+
+#endif

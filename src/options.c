@@ -1,0 +1,267 @@
+/*
+ * options.c - the one table of options.
+ *
+ * Every option has a name, a MEMS_<NAME> environment variable, a kind
+ * (size with K/M/G/T suffixes, integer, boolean, choice), a default and a
+ * range.  The environment is read when MeMS initialises (and on first use
+ * before that); a value set through mems_option_set() wins over it.  A
+ * malformed value is never taken silently: the API call fails with EINVAL
+ * and a message, and a malformed environment variable is reported on
+ * stderr with the value kept instead.
+ */
+#include "options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "diag.h"
+#include "mems.h"
+
+enum kind { K_SIZE, K_INT, K_BOOL, K_CHOICE };
+
+static const char *const pager_choices[] = { "auto", "uffd", "uffd-user", "kernel", NULL };
+
+static const struct opt_def {
+	const char *name;
+	enum kind kind;
+	int64_t def, min, max;
+	const char *const *choices;
+} defs[OPT_COUNT] = {
+	[OPT_PAGER] = { "pager", K_CHOICE, 0, 0, 3, pager_choices },
+	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL },
+	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 64, 1, 512, NULL },
+	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL },
+};
+
+static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t env_value[OPT_COUNT], api_value[OPT_COUNT];
+static int api_set[OPT_COUNT];
+static atomic_int loaded;
+
+/* ---------------------------------------------------------------------
+ * Parsing
+ * ------------------------------------------------------------------- */
+
+static int parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	int shift = 0;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': shift = 10; break;
+	case 'M': shift = 20; break;
+	case 'G': shift = 30; break;
+	case 'T': shift = 40; break;
+	}
+	if (shift) {
+		end++;
+		if (!strcasecmp(end, "iB") || !strcasecmp(end, "B"))
+			end += strlen(end);
+	} else if (!strcasecmp(end, "B")) {
+		end++;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> 1) >> shift) || v > INT64_MAX)
+		return -1;
+	*out = (int64_t)(v << shift);
+	return 0;
+}
+
+static int parse_int(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, int64_t *out)
+{
+	static const char *const yes[] = { "1", "yes", "true", "on", NULL };
+	static const char *const no[] = { "0", "no", "false", "off", NULL };
+	for (int i = 0; yes[i]; i++) {
+		if (!strcasecmp(s, yes[i])) { *out = 1; return 0; }
+		if (!strcasecmp(s, no[i])) { *out = 0; return 0; }
+	}
+	return -1;
+}
+
+static int parse_choice(const struct opt_def *d, const char *s, int64_t *out)
+{
+	for (int i = 0; d->choices[i]; i++)
+		if (!strcasecmp(s, d->choices[i])) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+static const char *expected(const struct opt_def *d, char *buf, size_t len)
+{
+	switch (d->kind) {
+	case K_SIZE:
+		snprintf(buf, len, "a size from %" PRId64 "M to %" PRId64 "T "
+			 "(a number with an optional K, M, G or T suffix)",
+			 d->min >> 20, d->max >> 40);
+		break;
+	case K_INT:
+		snprintf(buf, len, "an integer from %" PRId64 " to %" PRId64, d->min, d->max);
+		break;
+	case K_BOOL:
+		snprintf(buf, len, "a boolean (1/0, yes/no, true/false, on/off)");
+		break;
+	case K_CHOICE: {
+		size_t n = (size_t)snprintf(buf, len, "one of");
+		for (int i = 0; d->choices[i] && n < len; i++)
+			n += (size_t)snprintf(buf + n, len - n, "%s %s", i ? "," : "",
+					      d->choices[i]);
+		break;
+	}
+	}
+	return buf;
+}
+
+static int render(const struct opt_def *d, int64_t v, char *buf, size_t len)
+{
+	if (d->kind == K_CHOICE)
+		return snprintf(buf, len, "%s", d->choices[v]);
+	if (d->kind == K_SIZE) {
+		static const char suf[] = "KMGT";
+		int k = -1;
+		while (k < 3 && v && !(v & 1023)) {
+			v >>= 10;
+			k++;
+		}
+		if (k >= 0)
+			return snprintf(buf, len, "%" PRId64 "%c", v, suf[k]);
+	}
+	return snprintf(buf, len, "%" PRId64, v);
+}
+
+/* 0 and *out, or -1 with a message naming `who`. */
+static int parse(const struct opt_def *d, const char *who, const char *s, int64_t *out)
+{
+	int rc;
+	switch (d->kind) {
+	case K_SIZE: rc = parse_size(s, out); break;
+	case K_INT: rc = parse_int(s, out); break;
+	case K_BOOL: rc = parse_bool(s, out); break;
+	default: rc = parse_choice(d, s, out); break;
+	}
+	if (rc == 0 && (*out < d->min || *out > d->max))
+		rc = -1;
+	if (rc != 0) {
+		char buf[160];
+		mems_diag("%s=\"%s\": expected %s", who, s, expected(d, buf, sizeof buf));
+	}
+	return rc;
+}
+
+static int find(const char *name)
+{
+	if (!name)
+		return -1;
+	if (!strncasecmp(name, "MEMS_", 5))
+		name += 5;
+	for (int i = 0; i < OPT_COUNT; i++)
+		if (!strcasecmp(name, defs[i].name))
+			return i;
+	return -1;
+}
+
+/* ---------------------------------------------------------------------
+ * Internal interface
+ * ------------------------------------------------------------------- */
+
+void opts_load(void)
+{
+	pthread_mutex_lock(&opt_lock);
+	for (int i = 0; i < OPT_COUNT; i++) {
+		char var[64];
+		snprintf(var, sizeof var, "MEMS_%s", defs[i].name);
+		for (char *c = var; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		const char *s = getenv(var);
+		int64_t v = defs[i].def;
+		if (s && parse(&defs[i], var, s, &v) != 0) {
+			char buf[64];
+			v = defs[i].def;
+			render(&defs[i], v, buf, sizeof buf);
+			mems_diag("%s ignored: using the default, %s", var, buf);
+		}
+		env_value[i] = v;
+	}
+	atomic_store(&loaded, 1);
+	pthread_mutex_unlock(&opt_lock);
+}
+
+int64_t opt_int(enum mems_opt o)
+{
+	if (!atomic_load(&loaded))
+		opts_load();
+	pthread_mutex_lock(&opt_lock);
+	int64_t v = api_set[o] ? api_value[o] : env_value[o];
+	pthread_mutex_unlock(&opt_lock);
+	return v;
+}
+
+const char *opt_choice(enum mems_opt o)
+{
+	return defs[o].choices[opt_int(o)];
+}
+
+/* ---------------------------------------------------------------------
+ * Public interface
+ * ------------------------------------------------------------------- */
+
+int mems_option_set(const char *name, const char *value)
+{
+	int i = find(name);
+	int64_t v;
+
+	if (i < 0) {
+		mems_diag("unknown option \"%s\"", name ? name : "(null)");
+		errno = ENOENT;
+		return -1;
+	}
+	if (!value || parse(&defs[i], defs[i].name, value, &v) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&opt_lock);
+	api_value[i] = v;
+	api_set[i] = 1;
+	pthread_mutex_unlock(&opt_lock);
+	return 0;
+}
+
+int mems_option_get(const char *name, char *buf, size_t len)
+{
+	int i = find(name);
+	if (i < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	return render(&defs[i], opt_int((enum mems_opt)i), buf, len);
+}
+
+void mems_option_reset(void)
+{
+	pthread_mutex_lock(&opt_lock);
+	memset(api_set, 0, sizeof api_set);
+	pthread_mutex_unlock(&opt_lock);
+}

@@ -1,0 +1,22 @@
+/*
+ * options.h - the one table of MeMS options.
+ */
+#ifndef MEMS_OPTIONS_H
+#define MEMS_OPTIONS_H
+#include <stdint.h>
+
+enum mems_opt {
+	OPT_PAGER,            /* auto | uffd | uffd-user | kernel   (init) */
+	OPT_SPAN_SIZE,        /* bytes of address space to reserve   (init) */
+	OPT_FAULT_AROUND,     /* pages populated per fault            (live) */
+	OPT_ABORT_ON_ERROR,   /* abort() on bad input                 (live) */
+	OPT_COUNT
+};
+
+/* Read the MEMS_* environment for options not set through the API. */
+void opts_load(void);
+int64_t opt_int(enum mems_opt o);
+/* The text of an enum option's value. */
+const char *opt_choice(enum mems_opt o);
+
+#endif

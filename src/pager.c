@@ -1,0 +1,536 @@
+/*
+ * pager.c - the userfaultfd pager.
+ *
+ * The span is registered with userfaultfd in MISSING mode.  A handler
+ * thread reads faults in batches and resolves each with one ioctl over a
+ * fault-around window: the faulting page and the still-missing committed
+ * pages after it, up to `window` pages.  Write faults are resolved with
+ * UFFDIO_COPY from a buffer of zeros (the page is then writable at once),
+ * read faults with UFFDIO_ZEROPAGE (the shared zero page; a later write is
+ * the kernel's own copy-on-write fault).
+ *
+ * A bitmap of resident pages, under pg->lock, is what makes "touched"
+ * exact: the handler sets bits for what it populates, pager_release()
+ * clears them as it gives pages back with MADV_DONTNEED, and both hold the
+ * lock across the system call so neither can slip between the other's
+ * ioctl and bitmap update.  The count always equals mincore(2).
+ *
+ * Rules for the handler thread: it never takes the allocator lock, never
+ * calls malloc, never touches span memory except through ioctls, never
+ * calls madvise (so UFFD_FEATURE_EVENT_REMOVE stays off).  EEXIST means
+ * the page is there already; EAGAIN means retry the rest.
+ *
+ * Lock order: allocator lock, then pg->lock.  The handler takes only
+ * pg->lock, and nothing under pg->lock can fault on the span.
+ *
+ * Modes, tried in this order by "auto":
+ *   uffd       userfaultfd(2), else /dev/userfaultfd: all faults, kernel
+ *              mode included (system calls writing into fresh memory),
+ *              come to the handler.
+ *   uffd-user  UFFD_USER_MODE_ONLY, what an ordinary user gets when
+ *              vm.unprivileged_userfaultfd is 0.  Faults taken in kernel
+ *              mode fail with EFAULT instead of reaching us, so every page
+ *              of a block is populated (by the allocating thread itself,
+ *              through UFFDIO_COPY) before the block is handed out.
+ *   kernel     no userfaultfd: the kernel's demand paging; touched pages
+ *              are counted with mincore(2).
+ * A child after fork() runs in kernel mode: without EVENT_FORK the child's
+ * mappings are not registered, and it has no handler thread.
+ */
+#define _GNU_SOURCE
+#include "pager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "span.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#define WINDOW_MAX 512u
+
+const char *pager_mode_name(enum mems_pager_mode m)
+{
+	switch (m) {
+	case MEMS_PAGER_UFFD: return "uffd";
+	case MEMS_PAGER_UFFD_USER: return "uffd-user";
+	case MEMS_PAGER_KERNEL: return "kernel";
+	default: return "none";
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Resident bitmap (pg->lock held)
+ * ------------------------------------------------------------------- */
+
+static int bit_get(const struct mems_pager *pg, uint64_t i)
+{
+	return (pg->resident[i / 64] >> (i % 64)) & 1;
+}
+
+static void bits_set(struct mems_pager *pg, uint64_t i, uint64_t n)
+{
+	for (; n; i++, n--)
+		pg->resident[i / 64] |= 1ull << (i % 64);
+}
+
+static void bit_clear(struct mems_pager *pg, uint64_t i)
+{
+	pg->resident[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* ---------------------------------------------------------------------
+ * Populating
+ * ------------------------------------------------------------------- */
+
+static void wake(struct mems_pager *pg, uint64_t pi)
+{
+	struct uffdio_range r = { .start = (uint64_t)(uintptr_t)pg->base + pi * pg->ps,
+				  .len = pg->ps };
+	ioctl(pg->uffd, UFFDIO_WAKE, &r);
+}
+
+/* Populate pages [pi, pi+n), all missing by the bitmap.  Returns 0, or the
+ * errno of an ioctl that failed for another reason than EEXIST/EAGAIN. */
+static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int write)
+{
+	uint64_t done = 0;
+
+	while (done < n) {
+		uint64_t dst = (uint64_t)(uintptr_t)pg->base + (pi + done) * pg->ps;
+		uint64_t len = (n - done) * pg->ps;
+		int64_t got;
+		int err = 0;
+
+		if (write) {
+			struct uffdio_copy c = { .dst = dst, .len = len,
+				.src = (uint64_t)(uintptr_t)pg->zeros };
+			if (ioctl(pg->uffd, UFFDIO_COPY, &c) != 0)
+				err = errno;
+			got = c.copy;
+		} else {
+			struct uffdio_zeropage z = { .range = { .start = dst, .len = len } };
+			if (ioctl(pg->uffd, UFFDIO_ZEROPAGE, &z) != 0)
+				err = errno;
+			got = z.zeropage;
+		}
+		if (got > 0) {
+			uint64_t k = (uint64_t)got / pg->ps;
+			bits_set(pg, pi + done, k);
+			pg->touched += k;
+			pg->populated += k;
+			done += k;
+		}
+		if (err == 0 || err == EAGAIN)
+			continue;
+		if (err == EEXIST) {
+			/* present although the bitmap said missing: count it */
+			if (!bit_get(pg, pi + done)) {
+				bits_set(pg, pi + done, 1);
+				pg->touched++;
+			}
+			done++;
+			continue;
+		}
+		return err;
+	}
+	return 0;
+}
+
+static void resolve(struct mems_pager *pg, uint64_t addr, int write)
+{
+	uint64_t pi = (addr - (uint64_t)(uintptr_t)pg->base) / pg->ps;
+	uint64_t lim = atomic_load(&pg->committed) / pg->ps;
+	uint64_t w = atomic_load(&pg->window), n = 1;
+
+	pg->faults++;
+	if (pi >= lim || bit_get(pg, pi)) {
+		wake(pg, pi);
+		return;
+	}
+	while (n < w && pi + n < lim && !bit_get(pg, pi + n))
+		n++;
+	int err = populate_run(pg, pi, n, write);
+	if (err) {
+		if (!atomic_exchange(&pg->error_reported, 1))
+			mems_diag("pager: cannot populate page at %p: %s",
+				  (void *)(uintptr_t)addr, strerror(err));
+	}
+	/* the ioctl woke the faulting thread unless the page was there already
+	 * or it failed */
+	wake(pg, pi);
+}
+
+static void *handler_main(void *arg)
+{
+	struct mems_pager *pg = arg;
+	struct uffd_msg msgs[64];
+	struct pollfd pfd[2] = { { .fd = pg->uffd, .events = POLLIN },
+				 { .fd = pg->evfd, .events = POLLIN } };
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			mems_diag("pager: poll: %s", strerror(errno));
+			return NULL;
+		}
+		if (pfd[1].revents)
+			return NULL;
+		ssize_t got = read(pg->uffd, msgs, sizeof msgs);
+		if (got < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			mems_diag("pager: read userfaultfd: %s", strerror(errno));
+			return NULL;
+		}
+		pthread_mutex_lock(&pg->lock);
+		for (size_t i = 0; i < (size_t)got / sizeof msgs[0]; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			resolve(pg, msgs[i].arg.pagefault.address,
+				(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+		}
+		pthread_mutex_unlock(&pg->lock);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Opening userfaultfd
+ * ------------------------------------------------------------------- */
+
+static int uffd_syscall(int user_only)
+{
+	return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK |
+			    (user_only ? UFFD_USER_MODE_ONLY : 0));
+}
+
+static int uffd_dev(void)
+{
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -1;
+	int fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	int e = errno;
+	close(dev);
+	errno = e;
+	return fd;
+}
+
+/* UFFDIO_API can be called once per descriptor: probe what the kernel
+ * offers on a throw-away one, then ask for what we want on the real one. */
+static int uffd_handshake(int fd, int probe_fd)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t want = UFFD_FEATURE_THREAD_ID;
+
+	if (probe_fd >= 0) {
+		if (ioctl(probe_fd, UFFDIO_API, &api) == 0)
+			want &= api.features;
+		else
+			want = 0;
+		close(probe_fd);
+	}
+	struct uffdio_api real = { .api = UFFD_API, .features = want };
+	return ioctl(fd, UFFDIO_API, &real);
+}
+
+static int try_open(int kind, int *fdp)
+{
+	/* kind: 0 syscall full, 1 /dev/userfaultfd, 2 user-mode-only */
+	int fd = kind == 1 ? uffd_dev() : uffd_syscall(kind == 2);
+	if (fd < 0)
+		return -1;
+	int probe = kind == 1 ? uffd_dev() : uffd_syscall(kind == 2);
+	if (uffd_handshake(fd, probe) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static void reason_add(struct mems_pager *pg, const char *what, int err)
+{
+	size_t l = strlen(pg->reason);
+	snprintf(pg->reason + l, sizeof pg->reason - l, "%s%s: %s",
+		 l ? "; " : "", what, err ? strerror(err) : "ok");
+}
+
+static int start_handler(struct mems_pager *pg)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uint64_t)(uintptr_t)pg->base, .len = pg->span },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) |
+			(1ull << _UFFDIO_WAKE);
+
+	if (ioctl(pg->uffd, UFFDIO_REGISTER, &reg) != 0)
+		return -1;
+	if ((reg.ioctls & need) != need) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	pg->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (pg->evfd < 0)
+		return -1;
+
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&pg->thread, NULL, handler_main, pg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		close(pg->evfd);
+		pg->evfd = -1;
+		errno = rc;
+		return -1;
+	}
+	pg->running = 1;
+	return 0;
+}
+
+int pager_start(struct mems_pager *pg, const char *want, char *base,
+		uint64_t span, uint32_t window)
+{
+	static const struct { const char *what; int kind; enum mems_pager_mode mode; } ways[] = {
+		{ "userfaultfd(2)", 0, MEMS_PAGER_UFFD },
+		{ "/dev/userfaultfd", 1, MEMS_PAGER_UFFD },
+		{ "user-mode-only", 2, MEMS_PAGER_UFFD_USER },
+	};
+	int lo = 0, hi = 3, allow_kernel = 1;
+
+	memset(pg, 0, sizeof *pg);
+	pg->uffd = pg->evfd = -1;
+	pg->base = base;
+	pg->span = span;
+	pg->ps = os_page_size();
+	pg->window = window < 1 ? 1 : window > WINDOW_MAX ? WINDOW_MAX : window;
+	pthread_mutex_init(&pg->lock, NULL);
+
+	if (!strcmp(want, "kernel"))
+		hi = 0;
+	else if (!strcmp(want, "uffd"))
+		hi = 2, allow_kernel = 0;
+	else if (!strcmp(want, "uffd-user"))
+		lo = 2, allow_kernel = 0;
+	snprintf(pg->reason, sizeof pg->reason, "MEMS_PAGER=%s", want);
+
+	pg->resident_bytes = (size_t)(span / pg->ps + 63) / 64 * 8;
+	pg->zeros_bytes = WINDOW_MAX * pg->ps;
+	if (hi > lo) {
+		/* the zero source is read only, never written: it stays the
+		 * kernel's zero page */
+		pg->resident = os_map_meta(pg->resident_bytes);
+		pg->zeros = os_map_meta(pg->zeros_bytes);
+		if (!pg->resident || !pg->zeros)
+			goto fail;
+	}
+	for (int i = lo; i < hi; i++) {
+		int fd;
+		if (try_open(ways[i].kind, &fd) != 0) {
+			reason_add(pg, ways[i].what, errno);
+			continue;
+		}
+		pg->uffd = fd;
+		if (start_handler(pg) != 0) {
+			reason_add(pg, ways[i].what, errno);
+			close(fd);
+			pg->uffd = -1;
+			continue;
+		}
+		reason_add(pg, ways[i].what, 0);
+		pg->mode = ways[i].mode;
+		return 0;
+	}
+	if (!allow_kernel) {
+		errno = ENOTSUP;
+		goto fail;
+	}
+	if (pg->resident) {
+		os_unmap(pg->resident, pg->resident_bytes);
+		pg->resident = NULL;
+	}
+	if (pg->zeros) {
+		os_unmap(pg->zeros, pg->zeros_bytes);
+		pg->zeros = NULL;
+	}
+	pg->mode = MEMS_PAGER_KERNEL;
+	if (hi > lo) {
+		size_t l = strlen(pg->reason);
+		snprintf(pg->reason + l, sizeof pg->reason - l, "; kernel paging");
+	}
+	return 0;
+fail:;
+	int e = errno;
+	pager_stop(pg);
+	errno = e;
+	return -1;
+}
+
+void pager_stop(struct mems_pager *pg)
+{
+	if (pg->running) {
+		uint64_t one = 1;
+		if (write(pg->evfd, &one, sizeof one) != sizeof one)
+			mems_diag("pager: cannot stop the handler: %s", strerror(errno));
+		pthread_join(pg->thread, NULL);
+		pg->running = 0;
+	}
+	if (pg->evfd >= 0)
+		close(pg->evfd);
+	if (pg->uffd >= 0)
+		close(pg->uffd);
+	pg->evfd = pg->uffd = -1;
+	if (pg->resident)
+		os_unmap(pg->resident, pg->resident_bytes);
+	if (pg->zeros)
+		os_unmap(pg->zeros, pg->zeros_bytes);
+	pg->resident = NULL;
+	pg->zeros = NULL;
+	pthread_mutex_destroy(&pg->lock);
+	pg->mode = MEMS_PAGER_NONE;
+}
+
+/* ---------------------------------------------------------------------
+ * Commit, release, populate
+ * ------------------------------------------------------------------- */
+
+static int uses_bitmap(const struct mems_pager *pg)
+{
+	return pg->mode == MEMS_PAGER_UFFD || pg->mode == MEMS_PAGER_UFFD_USER;
+}
+
+int pager_commit(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	if (os_commit(pg->base + off, len) != 0)
+		return -1;
+	atomic_store(&pg->committed, off + len);
+	return 0;
+}
+
+void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	pager_release(pg, off, len);
+	atomic_store(&pg->committed, off);
+	os_decommit(pg->base + off, len);
+}
+
+void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	if (!uses_bitmap(pg)) {
+		int64_t n = os_resident_pages(pg->base + off, len);
+		if (os_release(pg->base + off, len) == 0 && n > 0)
+			pg->released += (uint64_t)n;
+		return;
+	}
+	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps, freed = 0;
+	pthread_mutex_lock(&pg->lock);
+	for (uint64_t i = lo; i < hi;) {
+		if (!(i % 64) && i + 64 <= hi && !pg->resident[i / 64]) {
+			i += 64;
+			continue;
+		}
+		if (!bit_get(pg, i)) {
+			i++;
+			continue;
+		}
+		uint64_t j = i;
+		while (j < hi && bit_get(pg, j))
+			j++;
+		if (os_release(pg->base + i * pg->ps, (j - i) * pg->ps) == 0) {
+			for (uint64_t k = i; k < j; k++)
+				bit_clear(pg, k);
+			freed += j - i;
+		}
+		i = j;
+	}
+	pg->touched -= freed;
+	pg->released += freed;
+	pthread_mutex_unlock(&pg->lock);
+}
+
+int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	uint64_t lo = off / pg->ps, hi = (off + len + pg->ps - 1) / pg->ps;
+	int err = 0;
+
+	pthread_mutex_lock(&pg->lock);
+	for (uint64_t i = lo; i < hi && !err;) {
+		if (bit_get(pg, i)) {
+			i++;
+			continue;
+		}
+		uint64_t j = i;
+		while (j < hi && j - i < WINDOW_MAX && !bit_get(pg, j))
+			j++;
+		err = populate_run(pg, i, j - i, 1);
+		i = j;
+	}
+	pthread_mutex_unlock(&pg->lock);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t pager_touched(struct mems_pager *pg)
+{
+	if (uses_bitmap(pg))
+		return atomic_load(&pg->touched);
+	int64_t n = os_resident_pages(pg->base, atomic_load(&pg->committed));
+	return n < 0 ? 0 : (uint64_t)n;
+}
+
+/* ---------------------------------------------------------------------
+ * fork
+ * ------------------------------------------------------------------- */
+
+void pager_fork_prepare(struct mems_pager *pg)
+{
+	pthread_mutex_lock(&pg->lock);
+}
+
+void pager_fork_parent(struct mems_pager *pg)
+{
+	pthread_mutex_unlock(&pg->lock);
+}
+
+void pager_fork_child(struct mems_pager *pg)
+{
+	pthread_mutex_unlock(&pg->lock);
+	if (!uses_bitmap(pg))
+		return;
+	/* no handler thread here, and the mappings are no longer registered */
+	close(pg->uffd);
+	close(pg->evfd);
+	pg->uffd = pg->evfd = -1;
+	pg->running = 0;
+	os_unmap(pg->resident, pg->resident_bytes);
+	os_unmap(pg->zeros, pg->zeros_bytes);
+	pg->resident = NULL;
+	pg->zeros = NULL;
+	pg->mode = MEMS_PAGER_KERNEL;
+	snprintf(pg->reason, sizeof pg->reason,
+		 "child after fork(): userfaultfd does not follow fork");
+}

@@ -1,0 +1,59 @@
+/*
+ * pager.h - userfaultfd pager: lazily populates committed span memory.
+ */
+#ifndef MEMS_PAGER_H
+#define MEMS_PAGER_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "mems.h"
+
+struct mems_pager {
+	enum mems_pager_mode mode;
+	char reason[160];
+	int uffd, evfd;
+	pthread_t thread;
+	int running;
+	char *base;
+	uint64_t span;             /* bytes */
+	uint64_t ps;               /* OS page size */
+	_Atomic uint64_t committed;/* bytes: the handler populates below this */
+	_Atomic uint32_t window;   /* fault-around, pages */
+	/* Protected by lock: the resident bitmap and the populate/release
+	 * operations that keep it equal to what the kernel has. */
+	pthread_mutex_t lock;
+	uint64_t *resident;        /* a bit per OS page of the span */
+	size_t resident_bytes;
+	void *zeros;               /* window pages of zeros, source of UFFDIO_COPY */
+	size_t zeros_bytes;
+	_Atomic uint64_t touched, faults, populated, released;
+	_Atomic int error_reported;
+};
+
+/* Choose a mode ("auto", "uffd", "uffd-user", "kernel") and start the pager
+ * over [base, base+span).  On failure -1 with errno and pg->reason says why. */
+int pager_start(struct mems_pager *pg, const char *want, char *base,
+		uint64_t span, uint32_t window);
+void pager_stop(struct mems_pager *pg);
+
+/* Commit [off, off+len) read/write; the pager may populate it from now on. */
+int pager_commit(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Undo the last commit of [off, off+len) (nothing in it was handed out). */
+void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Give back the pages of [off, off+len) (page aligned). */
+void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Populate every missing page over [off, off+len) now (user-mode-only
+ * mode, where the kernel cannot fault them in for a system call). */
+int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Resident pages of the committed span. */
+uint64_t pager_touched(struct mems_pager *pg);
+
+/* fork: the child has no handler thread and no registration. */
+void pager_fork_prepare(struct mems_pager *pg);
+void pager_fork_parent(struct mems_pager *pg);
+void pager_fork_child(struct mems_pager *pg);
+
+const char *pager_mode_name(enum mems_pager_mode m);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * span.c - the OS layer.
+ *
+ * MeMS works in one span of address space, reserved PROT_NONE with
+ * MAP_NORESERVE so that it costs neither memory nor commit charge.  Main
+ * nodes are committed by mprotect() to read/write; untouched committed
+ * memory still costs nothing until the pager populates it.  Uncommitted
+ * memory stays PROT_NONE and is a guard: touching it raises SIGSEGV and
+ * never reaches the fault handler.
+ *
+ * Metadata (segment and node records, maps, bitmaps) lives in separate
+ * anonymous mappings, also MAP_NORESERVE, that the kernel populates on
+ * demand: nothing of it is inside the span, so a user write past the end
+ * of a block cannot reach it.
+ */
+#include "span.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+size_t os_page_size(void)
+{
+	static size_t ps;
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+void *os_reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void *os_map_meta(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int os_unmap(void *p, size_t len)
+{
+	return munmap(p, len);
+}
+
+int os_commit(void *p, size_t len)
+{
+	return mprotect(p, len, PROT_READ | PROT_WRITE);
+}
+
+int os_decommit(void *p, size_t len)
+{
+	if (madvise(p, len, MADV_DONTNEED) != 0)
+		return -1;
+	return mprotect(p, len, PROT_NONE);
+}
+
+int os_release(void *p, size_t len)
+{
+	return madvise(p, len, MADV_DONTNEED);
+}
+
+int64_t os_resident_pages(void *p, size_t len)
+{
+	unsigned char vec[4096];
+	size_t ps = os_page_size();
+	size_t pages = len / ps;
+	int64_t n = 0;
+	char *q = p;
+
+	while (pages) {
+		size_t chunk = pages < sizeof vec ? pages : sizeof vec;
+		if (mincore(q, chunk * ps, vec) != 0)
+			return -1;
+		for (size_t i = 0; i < chunk; i++)
+			n += vec[i] & 1;
+		q += chunk * ps;
+		pages -= chunk;
+	}
+	return n;
+}

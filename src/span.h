@@ -1,0 +1,27 @@
+/*
+ * span.h - the OS layer: every mmap, mprotect, madvise and mincore of MeMS
+ * goes through here (the userfaultfd ioctls live in pager.c).
+ */
+#ifndef MEMS_SPAN_H
+#define MEMS_SPAN_H
+#include <stddef.h>
+#include <stdint.h>
+
+size_t os_page_size(void);
+
+/* Address space only: PROT_NONE, MAP_NORESERVE.  NULL on failure (errno). */
+void *os_reserve(size_t len);
+/* Read/write anonymous memory for metadata, populated lazily by the kernel
+ * (never registered with userfaultfd).  NULL on failure (errno). */
+void *os_map_meta(size_t len);
+int os_unmap(void *p, size_t len);
+
+/* Make [p, p+len) read/write (commit) or inaccessible again (decommit). */
+int os_commit(void *p, size_t len);
+int os_decommit(void *p, size_t len);
+/* Give the pages back to the kernel (MADV_DONTNEED); the mapping stays. */
+int os_release(void *p, size_t len);
+/* Number of resident pages in [p, p+len), by mincore(2); -1 on error. */
+int64_t os_resident_pages(void *p, size_t len);
+
+#endif
