@@ -32,6 +32,9 @@
 
 pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;
 struct mems_state mems_g;
+/* The last initialisation failed: lazy initialisation (mems_malloc) does
+ * not retry, and say so, on every call; mems_init() and mems_finish() do. */
+static int init_failed;
 
 /* ---------------------------------------------------------------------
  * Errors
@@ -85,6 +88,10 @@ static int init_locked(void)
 {
 	if (mems_g.ready)
 		return 0;
+	if (init_failed) {
+		errno = ENOMEM;
+		return -1;
+	}
 	pthread_once(&atfork_once, register_atfork);
 	opts_load();
 
@@ -101,6 +108,7 @@ static int init_locked(void)
 	if (!mems_g.span) {
 		int e = errno;
 		mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s", span, strerror(e));
+		init_failed = 1;
 		errno = e;
 		return -1;
 	}
@@ -121,6 +129,7 @@ fail:;
 	fl_destroy(&mems_g.fl);
 	os_unmap(mems_g.span, span);
 	memset(&mems_g, 0, sizeof mems_g);
+	init_failed = 1;
 	errno = e ? e : ENOMEM;
 	return -1;
 }
@@ -128,6 +137,7 @@ fail:;
 int mems_try_init(void)
 {
 	pthread_mutex_lock(&mems_lock);
+	init_failed = 0;
 	int rc = init_locked();
 	pthread_mutex_unlock(&mems_lock);
 	return rc;
@@ -147,6 +157,7 @@ void mems_finish(void)
 		os_unmap(mems_g.span, mems_g.span_size);
 		memset(&mems_g, 0, sizeof mems_g);
 	}
+	init_failed = 0;
 	pthread_mutex_unlock(&mems_lock);
 }
 

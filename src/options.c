@@ -36,7 +36,7 @@ static const struct opt_def {
 } defs[OPT_COUNT] = {
 	[OPT_PAGER] = { "pager", K_CHOICE, 0, 0, 3, pager_choices },
 	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL },
-	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 64, 1, 512, NULL },
+	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 256, 1, 512, NULL },
 	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL },
 };
 
@@ -152,8 +152,9 @@ static int render(const struct opt_def *d, int64_t v, char *buf, size_t len)
 	return snprintf(buf, len, "%" PRId64, v);
 }
 
-/* 0 and *out, or -1 with a message naming `who`. */
-static int parse(const struct opt_def *d, const char *who, const char *s, int64_t *out)
+/* 0 and *out, or -1 with a message: `who`="s": expected ...`then`. */
+static int parse(const struct opt_def *d, const char *who, const char *s,
+		 int64_t *out, const char *then)
 {
 	int rc;
 	switch (d->kind) {
@@ -166,7 +167,8 @@ static int parse(const struct opt_def *d, const char *who, const char *s, int64_
 		rc = -1;
 	if (rc != 0) {
 		char buf[160];
-		mems_diag("%s=\"%s\": expected %s", who, s, expected(d, buf, sizeof buf));
+		mems_diag("%s=\"%s\": expected %s%s", who, s,
+			  expected(d, buf, sizeof buf), then);
 	}
 	return rc;
 }
@@ -197,12 +199,11 @@ void opts_load(void)
 			*c = (char)toupper((unsigned char)*c);
 		const char *s = getenv(var);
 		int64_t v = defs[i].def;
-		if (s && parse(&defs[i], var, s, &v) != 0) {
-			char buf[64];
+		char then[80], def[32];
+		render(&defs[i], defs[i].def, def, sizeof def);
+		snprintf(then, sizeof then, "; using the default, %s", def);
+		if (s && parse(&defs[i], var, s, &v, then) != 0)
 			v = defs[i].def;
-			render(&defs[i], v, buf, sizeof buf);
-			mems_diag("%s ignored: using the default, %s", var, buf);
-		}
 		env_value[i] = v;
 	}
 	atomic_store(&loaded, 1);
@@ -238,7 +239,7 @@ int mems_option_set(const char *name, const char *value)
 		errno = ENOENT;
 		return -1;
 	}
-	if (!value || parse(&defs[i], defs[i].name, value, &v) != 0) {
+	if (!value || parse(&defs[i], defs[i].name, value, &v, "") != 0) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -4,7 +4,12 @@
  * The span is registered with userfaultfd in MISSING mode.  A handler
  * thread reads faults in batches and resolves each with one ioctl over a
  * fault-around window: the faulting page and the still-missing committed
- * pages after it, up to `window` pages.  Write faults are resolved with
+ * pages after it.  The window adapts as readahead does: a fault on the
+ * page just after the previous window of a stream doubles that stream's
+ * window, up to `window` pages (MEMS_FAULT_AROUND); any other fault starts
+ * a new stream with a window of one page, so sparse access costs no
+ * extra resident memory.  Four streams are followed at once, so a few
+ * threads filling their own buffers each keep their window.  Write faults are resolved with
  * UFFDIO_COPY from a buffer of zeros (the page is then writable at once),
  * read faults with UFFDIO_ZEROPAGE (the shared zero page; a later write is
  * the kernel's own copy-on-write fault).
@@ -153,19 +158,44 @@ static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int writ
 	return 0;
 }
 
+/* The fault-around window for a fault on page pi: the stream that ended
+ * just before pi doubles its window; otherwise a new stream of one page. */
+static uint32_t stream_window(struct mems_pager *pg, uint64_t pi, uint32_t max)
+{
+	unsigned n = sizeof pg->streams / sizeof pg->streams[0];
+	for (unsigned i = 0; i < n; i++)
+		if (pg->streams[i].win && pg->streams[i].end == pi) {
+			uint32_t w = pg->streams[i].win * 2;
+			return pg->streams[i].win = w > max ? max : w;
+		}
+	unsigned i = pg->next_stream++ % n;
+	pg->streams[i].win = 1;
+	pg->streams[i].end = pi;
+	return 1;
+}
+
+static void stream_advance(struct mems_pager *pg, uint64_t pi, uint64_t end)
+{
+	for (unsigned i = 0; i < sizeof pg->streams / sizeof pg->streams[0]; i++)
+		if (pg->streams[i].end == pi)
+			pg->streams[i].end = end;
+}
+
 static void resolve(struct mems_pager *pg, uint64_t addr, int write)
 {
 	uint64_t pi = (addr - (uint64_t)(uintptr_t)pg->base) / pg->ps;
 	uint64_t lim = atomic_load(&pg->committed) / pg->ps;
-	uint64_t w = atomic_load(&pg->window), n = 1;
+	uint64_t n = 1;
 
 	pg->faults++;
 	if (pi >= lim || bit_get(pg, pi)) {
 		wake(pg, pi);
 		return;
 	}
+	uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
 	while (n < w && pi + n < lim && !bit_get(pg, pi + n))
 		n++;
+	stream_advance(pg, pi, pi + n);
 	int err = populate_run(pg, pi, n, write);
 	if (err) {
 		if (!atomic_exchange(&pg->error_reported, 1))
@@ -494,12 +524,23 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
 	return 0;
 }
 
-uint64_t pager_touched(struct mems_pager *pg)
+/* Under pg->lock: the ioctl wakes the faulting thread before the handler
+ * has counted what it populated, so a thread that reads the counters right
+ * after its fault must wait for the handler to finish. */
+void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
+		    uint64_t *populated, uint64_t *released)
 {
-	if (uses_bitmap(pg))
-		return atomic_load(&pg->touched);
-	int64_t n = os_resident_pages(pg->base, atomic_load(&pg->committed));
-	return n < 0 ? 0 : (uint64_t)n;
+	pthread_mutex_lock(&pg->lock);
+	if (uses_bitmap(pg)) {
+		*touched = pg->touched;
+	} else {
+		int64_t n = os_resident_pages(pg->base, atomic_load(&pg->committed));
+		*touched = n < 0 ? 0 : (uint64_t)n;
+	}
+	*faults = pg->faults;
+	*populated = pg->populated;
+	*released = pg->released;
+	pthread_mutex_unlock(&pg->lock);
 }
 
 /* ---------------------------------------------------------------------

@@ -19,7 +19,9 @@ struct mems_pager {
 	uint64_t span;             /* bytes */
 	uint64_t ps;               /* OS page size */
 	_Atomic uint64_t committed;/* bytes: the handler populates below this */
-	_Atomic uint32_t window;   /* fault-around, pages */
+	_Atomic uint32_t window;   /* fault-around maximum, pages */
+	struct { uint64_t end; uint32_t win; } streams[4]; /* handler only */
+	unsigned next_stream;
 	/* Protected by lock: the resident bitmap and the populate/release
 	 * operations that keep it equal to what the kernel has. */
 	pthread_mutex_t lock;
@@ -46,8 +48,9 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Populate every missing page over [off, off+len) now (user-mode-only
  * mode, where the kernel cannot fault them in for a system call). */
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);
-/* Resident pages of the committed span. */
-uint64_t pager_touched(struct mems_pager *pg);
+/* Resident pages of the committed span, and the event counters. */
+void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
+		    uint64_t *populated, uint64_t *released);
 
 /* fork: the child has no handler thread and no registration. */
 void pager_fork_prepare(struct mems_pager *pg);

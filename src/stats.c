@@ -59,10 +59,8 @@ static void fill(struct mems_stats *st)
 	st->bytes_in_use = fl->bytes_in_use;
 	st->bytes_in_holes = fl->bytes_in_holes;
 	st->pages_mapped = fl->committed / st->os_page_size;
-	st->pages_touched = pager_touched(pg);
-	st->faults = pg->faults;
-	st->pages_populated = pg->populated;
-	st->pages_released = pg->released;
+	pager_counters(pg, &st->pages_touched, &st->faults, &st->pages_populated,
+		       &st->pages_released);
 	st->span_size = mems_g.span_size;
 	st->mode = pg->mode;
 	snprintf(st->mode_name, sizeof st->mode_name, "%s", pager_mode_name(pg->mode));
