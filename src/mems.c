@@ -275,18 +275,13 @@ void mems_free(void *v_ptr)
 	}
 
 	struct mems_fl *fl = &mems_g.fl;
-	uint64_t x = off, y = fl_seg(fl, s)->end;
 	mems_id h = fl_free(fl, s);
-	/* OS pages wholly inside the merged hole that the freed range touches:
-	 * the rest of the hole was wholly free before and was released then */
+	/* Give back every OS page wholly inside the merged hole: the pages the
+	 * freed segment shared with its neighbours, and any that fault-around
+	 * populated in the neighbouring holes. */
 	uint64_t ps = os_page_size();
-	uint64_t a = fl_seg(fl, h)->start, b = fl_seg(fl, h)->end;
-	uint64_t lo = (a + ps - 1) / ps * ps, hi = b / ps * ps;
-	uint64_t rlo = x / ps * ps, rhi = (y + ps - 1) / ps * ps;
-	if (rlo > lo)
-		lo = rlo;
-	if (rhi < hi)
-		hi = rhi;
+	uint64_t lo = (fl_seg(fl, h)->start + ps - 1) / ps * ps;
+	uint64_t hi = fl_seg(fl, h)->end / ps * ps;
 	if (lo < hi)
 		pager_release(&mems_g.pg, lo, hi - lo);
 	pthread_mutex_unlock(&mems_lock);

@@ -468,9 +468,8 @@ void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len)
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
 	if (!uses_bitmap(pg)) {
-		int64_t n = os_resident_pages(pg->base + off, len);
-		if (os_release(pg->base + off, len) == 0 && n > 0)
-			pg->released += (uint64_t)n;
+		/* kernel paging: nothing to count (see pager_counters) */
+		os_release(pg->base + off, len);
 		return;
 	}
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps, freed = 0;

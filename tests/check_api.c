@@ -1,0 +1,492 @@
+/*
+ * check_api.c - the public functions: bad input, init/finish, fork,
+ * threads, the ordinary-user path.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+static void teardown(void)
+{
+	mems_finish();
+	mems_option_reset();
+	unsetenv("MEMS_ABORT_ON_ERROR");
+}
+
+/* ------------------------------------------------------------ bad input */
+
+struct call { int kind; void *arg; size_t size; void *ret; int err; };
+
+static void do_call(void *a)
+{
+	struct call *c = a;
+	errno = 0;
+	switch (c->kind) {
+	case 0: mems_free(c->arg); break;
+	case 1: c->ret = mems_get(c->arg); break;
+	case 2: c->ret = mems_malloc(c->size); break;
+	}
+	c->err = errno;
+}
+
+/* Runs a call; returns its stderr.  Checks that it wrote at most one line. */
+static char *run(struct call *c)
+{
+	char *err = t_capture_stderr(do_call, c);
+	char *nl = strchr(err, '\n');
+	ck_assert_msg(!nl || !nl[1], "more than one line: %s", err);
+	return err;
+}
+
+START_TEST(bad_input_is_survived_counted_and_changes_nothing)
+{
+	mems_init();
+	void *a = mems_malloc(1000), *b = mems_malloc(3000), *c = mems_malloc(10000);
+	mems_free(b);                                  /* a hole in node 1 */
+	memset(mems_get(a), 0x5a, 1000);
+	char *before = t_capture_stats();
+	char *seed_before = t_seed_lines(before);
+	int local;
+	static const struct { int kind; uintptr_t arg; size_t size; const char *diag; int err; } cases[] = {
+		{ 0, 2000, 0, "not allocated (double free?)", 0 },  /* b again */
+		{ 0, 1500, 0, "inside a segment, not its start", 0 },
+		{ 0, 999, 0, "not a MeMS address", 0 },
+		{ 0, 1, 0, "not a MeMS address", 0 },
+		{ 0, 1000 + 4 * 4096 + 20, 0, "not a MeMS address", 0 }, /* past committed */
+		{ 0, UINTPTR_MAX, 0, "not a MeMS address", 0 },
+		{ 0, 0 /* stack */, 0, "not a MeMS address", 0 },
+		{ 1, 2500, 0, NULL, EFAULT },                 /* a hole */
+		{ 1, 0, 0, NULL, EFAULT },                    /* NULL */
+		{ 1, 999, 0, NULL, EFAULT },
+		{ 1, 1u << 31, 0, NULL, EFAULT },
+		{ 2, 0, SIZE_MAX, "larger than the whole span", ENOMEM },
+		{ 2, 0, (size_t)1 << 60, "larger than the whole span", ENOMEM },
+		{ 2, 0, 0, NULL, EINVAL },
+	};
+	size_t ncases = sizeof cases / sizeof cases[0];
+	for (size_t i = 0; i < ncases; i++) {
+		struct call k = { cases[i].kind, V(cases[i].arg), cases[i].size, V(1), 0 };
+		if (i == 6)
+			k.arg = &local;
+		char *err = run(&k);
+		if (cases[i].diag)
+			ck_assert_msg(strstr(err, cases[i].diag), "case %zu: %s", i, err);
+		else
+			ck_assert_msg(!*err, "case %zu printed %s", i, err);
+		if (cases[i].kind)
+			ck_assert_ptr_null(k.ret);
+		if (cases[i].err)
+			ck_assert_int_eq(k.err, cases[i].err);
+		free(err);
+	}
+	/* free(NULL) is a no-op, silent and not counted */
+	struct call k = { 0, NULL, 0, NULL, 0 };
+	char *err = run(&k);
+	ck_assert_str_eq(err, "");
+	free(err);
+
+	char *after = t_capture_stats();
+	char *seed_after = t_seed_lines(after);
+	ck_assert_str_eq(seed_after, seed_before);
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.invalid_frees, 7);
+	ck_assert_uint_eq(st.invalid_gets, 4);
+	ck_assert_uint_eq(st.failed_allocs, 3);
+	ck_assert_uint_eq(st.errors, 14);
+	ck_assert_ptr_nonnull(strstr(after, "Errors:\t14\n"));
+	/* and everything still works */
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(((unsigned char *)mems_get(a))[i], 0x5a);
+	ck_assert_ptr_eq(mems_malloc(3000), V(2000));
+	mems_free(c);
+	free(before); free(seed_before); free(after); free(seed_after);
+}
+END_TEST
+
+START_TEST(abort_on_error_aborts)
+{
+	setenv("MEMS_ABORT_ON_ERROR", "1", 1);
+	mems_init();
+	void *a = mems_malloc(100);
+	switch (_i) {
+	case 0: mems_free(a); mems_free(a); break;     /* double free */
+	case 1: mems_get(V(5000)); break;
+	case 2: mems_malloc(SIZE_MAX); break;
+	}
+	ck_abort_msg("did not abort");
+}
+END_TEST
+
+START_TEST(running_out_of_span_is_enomem_not_abort)
+{
+	setenv("MEMS_ABORT_ON_ERROR", "1", 1);
+	ck_assert_int_eq(mems_option_set("span_size", "1M"), 0);
+	mems_init();
+	ck_assert_ptr_nonnull(mems_malloc(600 << 10));
+	errno = 0;
+	ck_assert_ptr_null(mems_malloc(600 << 10));     /* fits the span, not what is left */
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_ptr_nonnull(mems_malloc(400 << 10));
+	ck_assert_uint_eq(t_stats().failed_allocs, 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	int n = 0;
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, c;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+START_TEST(before_init)
+{
+	char *err;
+	struct call k = { 0, V(1000), 0, NULL, 0 };
+	err = run(&k);
+	ck_assert_ptr_nonnull(strstr(err, "MeMS is not initialised"));
+	free(err);
+	ck_assert_ptr_null(mems_get(V(1000)));
+	char *s = t_capture_stats();
+	ck_assert_str_eq(s, "----- MeMS SYSTEM STATS -----\n"
+			    "Pages used:\t0\nSpace unused:\t0\nMain Chain Length:\t0\n"
+			    "Sub-chain Length array: []\nPages touched:\t0\nPages mapped:\t0\n"
+			    "Faults:\t0\nErrors:\t2\nPager:\tnone (not initialised)\n"
+			    "-----------------------------\n");
+	free(s);
+	mems_finish();                                  /* harmless */
+	/* mems_malloc initialises lazily */
+	ck_assert_ptr_eq(mems_malloc(10), V(1000));
+	ck_assert_str_eq(t_stats().mode_name, "uffd");
+}
+END_TEST
+
+START_TEST(finish_and_init_cycles_leave_nothing_behind)
+{
+	mems_init();
+	mems_finish();
+	int fds = count_dir("/proc/self/fd"), tasks = count_dir("/proc/self/task");
+	int maps = count_maps();
+	long rss = t_rss_anon_kib();
+	for (int i = 0; i < 40; i++) {
+		mems_init();
+		char *span = mems_g.span;
+		mems_init();                               /* harmless */
+		ck_assert_ptr_eq(mems_g.span, span);
+		ck_assert_int_eq(count_dir("/proc/self/task"), tasks + 1);
+		void *v = mems_malloc(1 << 20);
+		ck_assert_ptr_eq(v, V(1000));               /* afresh */
+		memset(mems_get(v), i, 1 << 20);
+		mems_malloc(100);
+		mems_finish();
+		ck_assert_ptr_null(mems_get(v));
+		ck_assert_str_eq(t_stats().mode_name, "none");
+	}
+	ck_assert_int_eq(count_dir("/proc/self/fd"), fds);
+	ck_assert_int_eq(count_dir("/proc/self/task"), tasks);
+	ck_assert_int_eq(count_maps(), maps);
+	ck_assert_int_le(t_rss_anon_kib() - rss, 512);
+}
+END_TEST
+
+/* ------------------------------------------------------------ fork */
+
+START_TEST(fork_child_keeps_working)
+{
+	static const char *const modes[] = { "uffd", "uffd-user", "kernel" };
+	mems_option_set("pager", modes[_i]);
+	mems_init();
+	size_t ps = os_page_size();
+	char *v = mems_malloc(64 * ps);
+	char *p = mems_get(v);
+	for (size_t i = 0; i < 32 * ps; i++)           /* half touched */
+		p[i] = (char)(i % 251);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int bad = 0;
+		for (size_t i = 0; i < 32 * ps; i++)
+			bad |= p[i] != (char)(i % 251);
+		for (size_t i = 32 * ps; i < 64 * ps; i++)   /* untouched: zeros */
+			bad |= p[i] != 0;
+		if (bad)
+			_exit(2);
+		for (int r = 0; r < 200; r++) {
+			char *w = mems_malloc(1 + (size_t)r * 997);
+			char *q = mems_get(w);
+			memset(q, r, 1 + (size_t)r * 997);
+			if (q[(size_t)r * 997] != (char)r)
+				_exit(3);
+			if (r % 2)
+				mems_free(w);
+		}
+		mems_free(v);
+		struct mems_stats st;
+		mems_stats_get(&st);
+		if (strcmp(st.mode_name, "kernel"))
+			_exit(4);
+		if (_i < 2 && !strstr(st.mode_reason, "fork"))
+			_exit(6);
+		if (st.pages_touched != (uint64_t)os_resident_pages(mems_g.span, mems_g.fl.committed))
+			_exit(5);
+		mems_finish();
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	/* the parent is untouched by what the child did */
+	ck_assert_str_eq(t_stats().mode_name, modes[_i]);
+	for (size_t i = 0; i < 32 * ps; i++)
+		ck_assert_int_eq(p[i], (char)(i % 251));
+	char *w = mems_get(mems_malloc(100 * ps));
+	memset(w, 7, 100 * ps);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+/* ------------------------------------------------------------ threads */
+
+#define NTHREADS 4
+#define SLOTS 512
+static _Atomic uintptr_t slots[SLOTS];
+static _Atomic int thread_errors;
+
+static unsigned char pattern(uintptr_t v, size_t i)
+{
+	return (unsigned char)(v * 31 + i * 7);
+}
+
+static size_t size_of(uintptr_t v)
+{
+	return 1 + (v * 2654435761u) % 6000;       /* derived, so any thread can check */
+}
+
+static void fill_block(uintptr_t v, size_t size)
+{
+	unsigned char *p = mems_get(V(v));
+	for (size_t i = 0; i < size; i++)
+		p[i] = pattern(v, i);
+}
+
+static void check_and_free(uintptr_t v)
+{
+	size_t size = size_of(v);
+	unsigned char *p = mems_get(V(v));
+	if (!p) {
+		thread_errors++;
+		return;
+	}
+	for (size_t i = 0; i < size; i++)
+		if (p[i] != pattern(v, i)) {
+			thread_errors++;
+			break;
+		}
+	if (mems_get(V(v + size - 1)) != p + size - 1)
+		thread_errors++;
+	mems_free(V(v));
+}
+
+static void *worker(void *arg)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (uintptr_t)arg + 1;
+	for (int op = 0; op < 20000; op++) {
+		int k = (int)(t_rand(&seed) % SLOTS);
+		uint64_t r = t_rand(&seed) % 1000;
+		if (r == 0) {
+			mems_init();                          /* harmless while running */
+			struct mems_stats st;
+			mems_stats_get(&st);
+			char js[2048];
+			mems_stats_json(js, sizeof js);
+		}
+		/* allocate until the size we get matches the derived one */
+		size_t want = 1 + t_rand(&seed) % 6000;
+		void *v = mems_malloc(want);
+		if (!v) {
+			thread_errors++;
+			continue;
+		}
+		if (size_of(U(v)) > want) {
+			/* keep blocks whose derived size fits what we asked for */
+			mems_free(v);
+			continue;
+		}
+		fill_block(U(v), size_of(U(v)));
+		uintptr_t old = atomic_exchange(&slots[k], U(v));
+		if (old)
+			check_and_free(old);                  /* often another thread's */
+	}
+	return NULL;
+}
+
+START_TEST(threads_allocate_and_free_across_threads)
+{
+	mems_init();
+	pthread_t t[NTHREADS];
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, worker, (void *)i);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_eq(thread_errors, 0);
+	ck_assert_touched_exact();
+	for (int k = 0; k < SLOTS; k++)
+		if (slots[k])
+			check_and_free(slots[k]);
+	ck_assert_int_eq(thread_errors, 0);
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.process_segments, 0);
+	ck_assert_uint_eq(st.errors, 0);
+	ck_assert_uint_eq(st.pages_touched, 0);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+static void *printer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 50; i++)
+		mems_print_stats();
+	return NULL;
+}
+
+START_TEST(threads_print_while_others_allocate)
+{
+	mems_init();
+	fflush(stdout);
+	int saved = dup(1);
+	int null = open("/dev/null", O_WRONLY);
+	dup2(null, 1);
+	pthread_t t[3];
+	pthread_create(&t[0], NULL, printer, NULL);
+	pthread_create(&t[1], NULL, worker, (void *)7);
+	pthread_create(&t[2], NULL, worker, (void *)8);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(null);
+	close(saved);
+	ck_assert_int_eq(thread_errors, 0);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+/* ------------------------------------------------------------ ordinary user */
+
+static const char *build_dir(void)
+{
+	const char *b = getenv("MEMS_TEST_BUILD");
+	return b ? b : "build";
+}
+
+/* Copy the helper where an ordinary user can run it; returns its path. */
+static char *stage_helper(char *dir)
+{
+	char src[512], *dst = malloc(600);
+	snprintf(src, sizeof src, "%s/tests/user_helper", build_dir());
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	chmod(dir, 0755);
+	snprintf(dst, 600, "%s/user_helper", dir);
+	FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+	ck_assert_msg(in != NULL, "%s: build it first (make check)", src);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	fclose(out);
+	chmod(dst, 0755);
+	return dst;
+}
+
+static int run_as_nobody(char *const argv[])
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (geteuid() == 0) {
+			char *args[16] = { "setpriv", "--reuid=nobody", "--regid=nogroup",
+					   "--clear-groups", "--" };
+			int n = 5;
+			for (int i = 0; argv[i] && n < 15; i++)
+				args[n++] = argv[i];
+			args[n] = NULL;
+			execvp("setpriv", args);
+			_exit(126);
+		}
+		execv(argv[0], argv);      /* already an ordinary user */
+		_exit(127);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+START_TEST(ordinary_user_gets_user_mode_only_and_syscalls_work)
+{
+	char dir[] = "/tmp/mems-user-XXXXXX";
+	char *helper = stage_helper(dir);
+	char file[600];
+	snprintf(file, sizeof file, "%s/data", dir);
+	FILE *f = fopen(file, "wb");
+	uint64_t seed = 77;
+	for (int i = 0; i < 300000; i++)
+		fputc((int)(t_rand(&seed) & 0xff), f);
+	fclose(f);
+	chmod(file, 0644);
+	char *const a1[] = { helper, file, "uffd-user", NULL };
+	ck_assert_int_eq(run_as_nobody(a1), 0);
+	char *const a2[] = { helper, "--force-uffd", NULL };
+	ck_assert_int_eq(run_as_nobody(a2), 0);
+	unlink(file);
+	unlink(helper);
+	rmdir(dir);
+	free(helper);
+}
+END_TEST
+
+Suite *api_suite(void)
+{
+	Suite *s = suite_create("api");
+	TCase *tc = tcase_create("api");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, bad_input_is_survived_counted_and_changes_nothing);
+	tcase_add_loop_test_raise_signal(tc, abort_on_error_aborts, SIGABRT, 0, 3);
+	tcase_add_test(tc, running_out_of_span_is_enomem_not_abort);
+	tcase_add_test(tc, before_init);
+	tcase_add_test(tc, finish_and_init_cycles_leave_nothing_behind);
+	tcase_add_loop_test(tc, fork_child_keeps_working, 0, 3);
+	tcase_add_test(tc, ordinary_user_gets_user_mode_only_and_syscalls_work);
+	suite_add_tcase(s, tc);
+
+	TCase *th = tcase_create("threads");
+	tcase_set_timeout(th, 120);
+	tcase_add_checked_fixture(th, NULL, teardown);
+	tcase_add_test(th, threads_allocate_and_free_across_threads);
+	tcase_add_test(th, threads_print_while_others_allocate);
+	suite_add_tcase(s, th);
+	return s;
+}

@@ -1,0 +1,237 @@
+/*
+ * check_freelist.c - the 2-D list and its indexes, without the pager.
+ */
+#include "testutil.h"
+#include "freelist.h"
+
+#define PG MEMS_PAGE_SIZE
+
+/* Count treap nodes, checking order and maxima; *bad set on violation. */
+static uint64_t treap_check(const struct mems_fl *fl, mems_id t, uint64_t lo,
+			    uint64_t hi, int *bad)
+{
+	if (!t)
+		return 0;
+	const struct mems_seg *s = fl_seg(fl, t);
+	if (s->type != SEG_HOLE || s->start < lo || s->start >= hi)
+		*bad = 1;
+	uint64_t m = s->end - s->start;
+	if (s->tl && fl_seg(fl, s->tl)->tmax > m)
+		m = fl_seg(fl, s->tl)->tmax;
+	if (s->tr && fl_seg(fl, s->tr)->tmax > m)
+		m = fl_seg(fl, s->tr)->tmax;
+	if (m != s->tmax)
+		*bad = 1;
+	return 1 + treap_check(fl, s->tl, lo, s->start, bad) +
+	       treap_check(fl, s->tr, s->start + 1, hi, bad);
+}
+
+/* Every invariant of the list and its indexes. */
+static void fl_check(const struct mems_fl *fl)
+{
+	uint64_t off = 0, np = 0, nh = 0, bu = 0, bh = 0;
+	for (mems_id n = 1; n <= fl->nnodes; n++) {
+		const struct mems_node *nd = fl_node(fl, n);
+		ck_assert_uint_eq(nd->start, off);
+		ck_assert_uint_eq(nd->start % PG, 0);
+		ck_assert_uint_eq(nd->end % PG, 0);
+		uint64_t cnt = 0, at = nd->start;
+		mems_id prev = 0;
+		int prev_hole = 0;
+		for (mems_id s = nd->head; s; s = fl_seg(fl, s)->next) {
+			const struct mems_seg *sg = fl_seg(fl, s);
+			ck_assert_uint_eq(sg->start, at);
+			ck_assert_uint_gt(sg->end, sg->start);
+			ck_assert_uint_eq(sg->prev, prev);
+			ck_assert_uint_eq(sg->node, n);
+			int hole = sg->type == SEG_HOLE;
+			ck_assert(hole || sg->type == SEG_PROCESS);
+			ck_assert(!(hole && prev_hole));          /* merged */
+			/* first[] is exact */
+			uint64_t p = sg->start / PG;
+			if (!prev || fl_seg(fl, prev)->start / PG != p)
+				ck_assert_uint_eq(fl->first[p], s);
+			if (hole) {
+				nh++;
+				bh += sg->end - sg->start;
+			} else {
+				np++;
+				bu += sg->end - sg->start;
+				/* every byte class of address finds it */
+				ck_assert_uint_eq(fl_find_process(fl, sg->start), s);
+				ck_assert_uint_eq(fl_find_process(fl, sg->end - 1), s);
+				ck_assert_uint_eq(fl_find_process(fl, (sg->start + sg->end) / 2), s);
+			}
+			if (hole)
+				ck_assert_uint_eq(fl_find_process(fl, sg->start), 0);
+			prev_hole = hole;
+			at = sg->end;
+			prev = s;
+			cnt++;
+		}
+		ck_assert_uint_eq(at, nd->end);
+		ck_assert_uint_eq(nd->tail, prev);
+		ck_assert_uint_eq(nd->nsegs, cnt);
+		off = nd->end;
+	}
+	ck_assert_uint_eq(off, fl->committed);
+	ck_assert_uint_eq(np, fl->nprocess);
+	ck_assert_uint_eq(nh, fl->nholes);
+	ck_assert_uint_eq(bu, fl->bytes_in_use);
+	ck_assert_uint_eq(bh, fl->bytes_in_holes);
+	int bad = 0;
+	ck_assert_uint_eq(treap_check(fl, fl->root, 0, UINT64_MAX, &bad), nh);
+	ck_assert_int_eq(bad, 0);
+}
+
+/* The assignment's allocation step on the bare list. */
+static uint64_t fl_malloc(struct mems_fl *fl, uint64_t size)
+{
+	mems_id h = fl_find_fit(fl, size);
+	if (!h)
+		h = fl_add_node(fl, (size + PG - 1) / PG * PG);
+	ck_assert_uint_ne(h, 0);
+	mems_id s = fl_take(fl, h, size);
+	ck_assert_uint_ne(s, 0);
+	return fl_seg(fl, s)->start;
+}
+
+static void fl_free_at(struct mems_fl *fl, uint64_t off)
+{
+	mems_id s = fl_find_process(fl, off);
+	ck_assert_uint_ne(s, 0);
+	ck_assert_uint_eq(fl_seg(fl, s)->start, off);
+	fl_free(fl, s);
+}
+
+START_TEST(first_fit_in_node_then_subchain_order)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1 << 26, PG), 0);
+	uint64_t a = fl_malloc(&fl, 1000);           /* node 1 */
+	uint64_t b = fl_malloc(&fl, 2000);
+	uint64_t c = fl_malloc(&fl, 5000);           /* does not fit: node 2 */
+	ck_assert_uint_eq(a, 0);
+	ck_assert_uint_eq(b, 1000);
+	ck_assert_uint_eq(c, PG);
+	fl_free_at(&fl, a);                          /* hole of 1000 at 0 */
+	ck_assert_uint_eq(fl_malloc(&fl, 900), 0);   /* lowest fitting hole */
+	ck_assert_uint_eq(fl_malloc(&fl, 1000), 3000); /* 100 at 900 too small */
+	fl_check(&fl);
+	fl_destroy(&fl);
+}
+END_TEST
+
+START_TEST(free_merges_both_sides_but_not_across_nodes)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1 << 26, PG), 0);
+	uint64_t x[4];
+	for (int i = 0; i < 4; i++)
+		x[i] = fl_malloc(&fl, 1024);              /* fills node 1 exactly */
+	uint64_t y = fl_malloc(&fl, 10);             /* node 2 */
+	ck_assert_uint_eq(fl.nnodes, 2);
+	fl_free_at(&fl, x[1]);
+	fl_free_at(&fl, x[3]);
+	ck_assert_uint_eq(fl.nholes, 3);             /* two in node 1, tail of node 2 */
+	fl_free_at(&fl, x[2]);                       /* merges 1,2,3 */
+	ck_assert_uint_eq(fl_node(&fl, 1)->nsegs, 2);
+	fl_free_at(&fl, y);
+	ck_assert_uint_eq(fl_node(&fl, 2)->nsegs, 1);
+	fl_free_at(&fl, x[0]);
+	ck_assert_uint_eq(fl_node(&fl, 1)->nsegs, 1);
+	ck_assert_uint_eq(fl.nholes, 2);             /* one per node: never across */
+	ck_assert_uint_eq(fl.nnodes, 2);             /* nodes stay */
+	fl_check(&fl);
+	fl_destroy(&fl);
+}
+END_TEST
+
+START_TEST(lookup_handles_many_segments_in_a_page_and_big_segments)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1 << 28, PG), 0);
+	uint64_t big = fl_malloc(&fl, 50 * PG + 7);
+	uint64_t tiny[300];
+	for (int i = 0; i < 300; i++)
+		tiny[i] = fl_malloc(&fl, 1 + i % 3);
+	fl_check(&fl);
+	ck_assert_uint_eq(fl_find_process(&fl, big + 33 * PG + 5), fl_find_process(&fl, big));
+	for (int i = 0; i < 300; i += 2)
+		fl_free_at(&fl, tiny[i]);
+	fl_check(&fl);
+	fl_free_at(&fl, big);
+	/* stale cover entries of the freed big segment find nothing */
+	ck_assert_uint_eq(fl_find_process(&fl, big + 20 * PG), 0);
+	uint64_t again = fl_malloc(&fl, 10 * PG);
+	ck_assert_uint_eq(again, big);
+	ck_assert_uint_eq(fl_find_process(&fl, big + 20 * PG), 0);
+	ck_assert_uint_ne(fl_find_process(&fl, big + 9 * PG), 0);
+	fl_check(&fl);
+	fl_destroy(&fl);
+}
+END_TEST
+
+START_TEST(random_operations_keep_every_invariant)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1ull << 32, PG), 0);
+	uint64_t live[512], seed = 0x1234567 + (uint64_t)_i;
+	int n = 0;
+	for (int op = 0; op < 6000; op++) {
+		if (n < 512 && (n == 0 || t_rand(&seed) % 100 < 55)) {
+			uint64_t r = t_rand(&seed) % 100;
+			uint64_t size = r < 70 ? 1 + t_rand(&seed) % 256 :
+					r < 97 ? 1 + t_rand(&seed) % (3 * PG) :
+						 1 + t_rand(&seed) % (40 * PG);
+			live[n++] = fl_malloc(&fl, size);
+		} else {
+			int k = (int)(t_rand(&seed) % (uint64_t)n);
+			fl_free_at(&fl, live[k]);
+			live[k] = live[--n];
+		}
+		if (op % 500 == 0)
+			fl_check(&fl);
+	}
+	fl_check(&fl);
+	while (n)
+		fl_free_at(&fl, live[--n]);
+	fl_check(&fl);
+	ck_assert_uint_eq(fl.nprocess, 0);
+	ck_assert_uint_eq(fl.nholes, fl.nnodes);
+	fl_destroy(&fl);
+}
+END_TEST
+
+START_TEST(out_of_records_is_enomem_and_harmless)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1 << 26, PG), 0);
+	fl.segs.cap = 4;                      /* ids 1..3 */
+	mems_id h = fl_add_node(&fl, PG);
+	ck_assert_uint_ne(fl_take(&fl, h, 10), 0);        /* 2 records */
+	h = fl_find_fit(&fl, 10);
+	ck_assert_uint_ne(fl_take(&fl, h, 10), 0);        /* 3 records */
+	h = fl_find_fit(&fl, 10);
+	errno = 0;
+	ck_assert_uint_eq(fl_take(&fl, h, 10), 0);        /* needs a 4th */
+	ck_assert_int_eq(errno, ENOMEM);
+	fl_check(&fl);
+	ck_assert_uint_ne(fl_take(&fl, h, PG - 20), 0);   /* exact fit needs none */
+	fl_check(&fl);
+	fl_destroy(&fl);
+}
+END_TEST
+
+Suite *freelist_suite(void)
+{
+	Suite *s = suite_create("freelist");
+	TCase *tc = tcase_create("list");
+	tcase_add_test(tc, first_fit_in_node_then_subchain_order);
+	tcase_add_test(tc, free_merges_both_sides_but_not_across_nodes);
+	tcase_add_test(tc, lookup_handles_many_segments_in_a_page_and_big_segments);
+	tcase_add_loop_test(tc, random_operations_keep_every_invariant, 0, 4);
+	tcase_add_test(tc, out_of_records_is_enomem_and_harmless);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,234 @@
+/*
+ * check_pager.c - the userfaultfd pager, in each mode.
+ */
+#include <fcntl.h>
+
+#include "testutil.h"
+
+static const char *const modes[] = { "uffd", "uffd-user", "kernel" };
+
+static void start(const char *mode)
+{
+	ck_assert_int_eq(mems_option_set("pager", mode), 0);
+	if (mems_try_init() != 0)
+		ck_abort_msg("pager %s did not start (running as uid %d)", mode, (int)geteuid());
+	ck_assert_str_eq(t_stats().mode_name, mode);
+}
+
+static void teardown(void)
+{
+	mems_finish();
+	mems_option_reset();
+}
+
+START_TEST(modes_start_and_say_why)
+{
+	start(modes[_i]);
+	struct mems_stats st = t_stats();
+	ck_assert_ptr_nonnull(strstr(st.mode_reason, "MEMS_PAGER="));
+	if (_i == 0)
+		ck_assert_ptr_nonnull(strstr(st.mode_reason, ": ok"));
+}
+END_TEST
+
+START_TEST(auto_takes_full_userfaultfd_as_root)
+{
+	ck_assert_int_eq(geteuid(), 0);     /* the suite runs as root; see user_helper */
+	ck_assert_int_eq(mems_try_init(), 0);
+	struct mems_stats st = t_stats();
+	ck_assert_str_eq(st.mode_name, "uffd");
+	ck_assert_str_eq(st.mode_reason, "MEMS_PAGER=auto; userfaultfd(2): ok");
+}
+END_TEST
+
+START_TEST(touched_equals_mincore_through_every_kind_of_touch)
+{
+	start(modes[_i]);
+	size_t ps = os_page_size();
+	size_t n = 2048;
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+	char *v = mems_malloc(n * ps);
+	char *p = mems_get(v);
+	ck_assert_touched_exact();
+	for (size_t i = 0; i < n / 2; i++)               /* sequential writes */
+		p[i * ps] = 1;
+	ck_assert_touched_exact();
+	uint64_t seed = 42;
+	for (int i = 0; i < 200; i++)                     /* random writes */
+		p[(n / 2 + t_rand(&seed) % (n / 4)) * ps + 5] = 2;
+	ck_assert_touched_exact();
+	volatile char sum = 0;
+	for (size_t i = 3 * n / 4; i < n; i += 3)         /* reads */
+		sum += p[i * ps];
+	ck_assert_int_eq(sum, 0);
+	ck_assert_touched_exact();
+	mems_free(v);
+	ck_assert_touched_exact();
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+}
+END_TEST
+
+START_TEST(sequential_first_touch_needs_few_faults)
+{
+	start("uffd");
+	size_t ps = os_page_size(), n = 16384;           /* 64 MiB */
+	char *p = mems_get(mems_malloc(n * ps));
+	for (size_t i = 0; i < n; i++)
+		p[i * ps] = (char)i;
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.pages_touched, n);
+	ck_assert_uint_eq(st.pages_populated, n);
+	/* windows double up to 256 pages: 64 faults for the bulk, a few to grow */
+	ck_assert_uint_le(st.faults, n / 256 + 16);
+	ck_assert_uint_ge(st.faults, n / 512);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(p[i * ps], (char)i);
+}
+END_TEST
+
+START_TEST(sparse_touch_populates_only_what_is_touched)
+{
+	start("uffd");
+	size_t ps = os_page_size(), n = 32768;
+	char *p = mems_get(mems_malloc(n * ps));
+	for (size_t i = 0; i < n; i += 97)
+		p[i * ps] = 1;
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.pages_touched, (n + 96) / 97);
+	ck_assert_uint_eq(st.faults, (n + 96) / 97);
+	ck_assert_uint_eq(st.pages_mapped, n);
+}
+END_TEST
+
+START_TEST(window_is_clipped_to_committed_memory)
+{
+	start("uffd");
+	size_t ps = os_page_size();
+	char *p = mems_get(mems_malloc(3 * ps));
+	for (size_t i = 0; i < 3 * ps; i += 64)
+		p[i] = 1;
+	ck_assert_uint_eq(t_stats().pages_touched, 3);
+	ck_assert_uint_eq(t_stats().pages_mapped, 3);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+START_TEST(fault_around_option_bounds_the_window)
+{
+	ck_assert_int_eq(mems_option_set("fault_around", "4"), 0);
+	start("uffd");
+	size_t ps = os_page_size(), n = 4096;
+	char *p = mems_get(mems_malloc(n * ps));
+	for (size_t i = 0; i < n; i++)
+		p[i * ps] = 1;
+	/* windows 1, 2, 4, 4, ...: about n/4 faults */
+	ck_assert_uint_ge(t_stats().faults, n / 4);
+	ck_assert_uint_le(t_stats().faults, n / 4 + 3);
+}
+END_TEST
+
+START_TEST(system_calls_write_into_fresh_memory)
+{
+	start(modes[_i]);
+	char path[] = "/tmp/mems-pager-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	size_t len = 256 * 1024;
+	char *src = malloc(len);
+	for (size_t i = 0; i < len; i++)
+		src[i] = (char)(i * 7 + 3);
+	ck_assert_int_eq(write(fd, src, len), (ssize_t)len);
+	char *dst = mems_get(mems_malloc(len));          /* never touched by us */
+	ck_assert_int_eq(pread(fd, dst, len, 0), (ssize_t)len);
+	ck_assert_mem_eq(dst, src, len);
+	char *dst2 = mems_get(mems_malloc(len));
+	lseek(fd, 0, SEEK_SET);
+	ck_assert_int_eq(read(fd, dst2, len), (ssize_t)len);
+	ck_assert_mem_eq(dst2, src, len);
+	ck_assert_touched_exact();
+	free(src);
+	close(fd);
+}
+END_TEST
+
+START_TEST(user_mode_only_populates_at_allocation)
+{
+	start("uffd-user");
+	size_t ps = os_page_size();
+	mems_malloc(10 * ps + 1);
+	ck_assert_uint_eq(t_stats().pages_touched, 11);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+START_TEST(free_gives_pages_and_rss_back)
+{
+	start(modes[_i]);
+	size_t len = 64 << 20;
+	long rss0 = t_rss_anon_kib();
+	char *v = mems_malloc(len);
+	memset(mems_get(v), 0xab, len);
+	long rss1 = t_rss_anon_kib();
+	ck_assert_int_ge(rss1 - rss0, 60 * 1024);
+	ck_assert_uint_eq(t_stats().pages_touched, len / os_page_size());
+	mems_free(v);
+	long rss2 = t_rss_anon_kib();
+	ck_assert_int_le(rss2 - rss0, 2 * 1024);
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+	ck_assert_uint_eq(t_stats().pages_mapped, len / os_page_size()); /* node stays */
+	ck_assert_touched_exact();
+}
+END_TEST
+
+START_TEST(only_wholly_free_pages_are_released)
+{
+	start(modes[_i]);
+	size_t ps = os_page_size();
+	/* one node of three pages holding a | b | c; only b's middle page is
+	 * its own */
+	mems_free(mems_malloc(3 * ps));
+	char *a = mems_malloc(ps / 2);
+	char *b = mems_malloc(2 * ps);
+	char *c = mems_malloc(ps / 2);
+	memset(mems_get(a), 1, ps / 2);
+	memset(mems_get(b), 2, 2 * ps);
+	memset(mems_get(c), 3, ps / 2);
+	ck_assert_uint_eq(t_stats().pages_touched, 3);
+	mems_free(b);     /* only the middle page is wholly free */
+	ck_assert_uint_eq(t_stats().pages_touched, 2);
+	ck_assert_touched_exact();
+	ck_assert_int_eq(((char *)mems_get(a))[ps / 2 - 1], 1);
+	ck_assert_int_eq(((char *)mems_get(c))[0], 3);
+	mems_free(a);
+	ck_assert_uint_eq(t_stats().pages_touched, 1);
+	mems_free(c);
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+	ck_assert_touched_exact();
+	/* memory handed out again reads as zero */
+	char *d = mems_get(mems_malloc(3 * ps));
+	for (size_t i = 0; i < 3 * ps; i++)
+		ck_assert_int_eq(d[i], 0);
+}
+END_TEST
+
+Suite *pager_suite(void)
+{
+	Suite *s = suite_create("pager");
+	TCase *tc = tcase_create("pager");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_loop_test(tc, modes_start_and_say_why, 0, 3);
+	tcase_add_test(tc, auto_takes_full_userfaultfd_as_root);
+	tcase_add_loop_test(tc, touched_equals_mincore_through_every_kind_of_touch, 0, 3);
+	tcase_add_test(tc, sequential_first_touch_needs_few_faults);
+	tcase_add_test(tc, sparse_touch_populates_only_what_is_touched);
+	tcase_add_test(tc, window_is_clipped_to_committed_memory);
+	tcase_add_test(tc, fault_around_option_bounds_the_window);
+	tcase_add_loop_test(tc, system_calls_write_into_fresh_memory, 0, 3);
+	tcase_add_test(tc, user_mode_only_populates_at_allocation);
+	tcase_add_loop_test(tc, free_gives_pages_and_rss_back, 0, 3);
+	tcase_add_loop_test(tc, only_wholly_free_pages_are_released, 0, 3);
+	suite_add_tcase(s, tc);
+	return s;
+}

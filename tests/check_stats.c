@@ -1,0 +1,170 @@
+/*
+ * check_stats.c - the stats struct, its JSON, the printed pager lines.
+ */
+#include <ctype.h>
+
+#include "testutil.h"
+
+static void teardown(void)
+{
+	mems_finish();
+	mems_option_reset();
+}
+
+/* A strict little JSON parser: objects, strings, non-negative integers.
+ * Returns the end of the value or NULL. */
+static const char *j_value(const char *s);
+static const char *j_string(const char *s)
+{
+	if (*s++ != '"')
+		return NULL;
+	for (; *s && *s != '"'; s++) {
+		if ((unsigned char)*s < 0x20)
+			return NULL;
+		if (*s == '\\' && !*++s)
+			return NULL;
+	}
+	return *s == '"' ? s + 1 : NULL;
+}
+static const char *j_value(const char *s)
+{
+	if (*s == '"')
+		return j_string(s);
+	if (isdigit((unsigned char)*s)) {
+		while (isdigit((unsigned char)*s))
+			s++;
+		return s;
+	}
+	if (*s != '{')
+		return NULL;
+	s++;
+	if (*s == '}')
+		return s + 1;
+	for (;;) {
+		if (!(s = j_string(s)) || *s++ != ':' || !(s = j_value(s)))
+			return NULL;
+		if (*s == '}')
+			return s + 1;
+		if (*s++ != ',')
+			return NULL;
+	}
+}
+
+static uint64_t j_get(const char *js, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	const char *p = strstr(js, pat);
+	ck_assert_msg(p != NULL, "no %s in %s", key, js);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+START_TEST(struct_and_json_agree_with_the_list)
+{
+	mems_init();
+	size_t ps = os_page_size();
+	void *a = mems_malloc(1000);
+	void *b = mems_malloc(5 * ps);
+	mems_malloc(20);
+	memset(mems_get(b), 1, 5 * ps);
+	mems_free(a);
+	mems_free(a);                      /* one invalid free */
+	mems_get(V(1000));                 /* one invalid get */
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.page_size, 4096);
+	ck_assert_uint_eq(st.main_nodes, 2);
+	ck_assert_uint_eq(st.pages_used, 6);
+	ck_assert_uint_eq(st.pages_mapped, 6);
+	ck_assert_uint_eq(st.process_segments, 2);
+	ck_assert_uint_eq(st.hole_segments, 2);
+	ck_assert_uint_eq(st.segments, 4);
+	ck_assert_uint_eq(st.bytes_in_use, 5 * ps + 20);
+	ck_assert_uint_eq(st.bytes_in_holes, 6 * ps - 5 * ps - 20);
+	ck_assert_uint_eq(st.pages_touched, 5);
+	ck_assert_uint_ge(st.faults, 1);
+	ck_assert_uint_eq(st.pages_populated, 5);
+	ck_assert_uint_eq(st.invalid_frees, 1);
+	ck_assert_uint_eq(st.invalid_gets, 1);
+	ck_assert_uint_eq(st.errors, 2);
+	ck_assert_int_eq(st.mode, MEMS_PAGER_UFFD);
+
+	char js[2048];
+	int n = mems_stats_json(js, sizeof js);
+	ck_assert_int_eq(n, (int)strlen(js));
+	const char *end = j_value(js);
+	ck_assert_msg(end && !*end, "not JSON: %s", js);
+	ck_assert_uint_eq(j_get(js, "pages_touched"), 5);
+	ck_assert_uint_eq(j_get(js, "pages_mapped"), 6);
+	ck_assert_uint_eq(j_get(js, "bytes_in_use"), st.bytes_in_use);
+	ck_assert_uint_eq(j_get(js, "bytes_in_holes"), st.bytes_in_holes);
+	ck_assert_uint_eq(j_get(js, "faults"), st.faults);
+	ck_assert_uint_eq(j_get(js, "pages_populated"), 5);
+	ck_assert_uint_eq(j_get(js, "errors"), 2);
+	ck_assert_ptr_nonnull(strstr(js, "\"mode\":\"uffd\""));
+	ck_assert_ptr_nonnull(strstr(js, "\"mode_reason\":\"MEMS_PAGER=auto; userfaultfd(2): ok\""));
+
+	/* snprintf rules */
+	char small[10];
+	ck_assert_int_eq(mems_stats_json(small, sizeof small), n);
+	ck_assert_uint_eq(strlen(small), 9);
+	ck_assert_int_eq(mems_stats_json(NULL, 0), n);
+}
+END_TEST
+
+START_TEST(stats_get_rejects_null)
+{
+	errno = 0;
+	ck_assert_int_eq(mems_stats_get(NULL), -1);
+	ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+START_TEST(printed_pager_lines_follow_the_seed_lines)
+{
+	mems_init();
+	size_t ps = os_page_size();
+	void *v = mems_malloc(8 * ps);
+	memset(mems_get(v), 1, 8 * ps);
+	char *s = t_capture_stats();
+	ck_assert_ptr_nonnull(strstr(s, "Sub-chain Length array: [1, ]\n"
+					"Pages touched:\t8\n"
+					"Pages mapped:\t8\n"
+					"Faults:\t"));
+	ck_assert_ptr_nonnull(strstr(s, "Errors:\t0\n"
+					"Pager:\tuffd (MEMS_PAGER=auto; userfaultfd(2): ok)\n"
+					"-----------------------------\n"));
+	free(s);
+	mems_free(v);
+	s = t_capture_stats();
+	ck_assert_ptr_nonnull(strstr(s, "Pages touched:\t0\nPages mapped:\t8\n"));
+	free(s);
+}
+END_TEST
+
+START_TEST(large_lists_print_completely)
+{
+	mems_init();
+	for (int i = 0; i < 20000; i++)
+		mems_malloc(1 + (size_t)i % 50);
+	char *s = t_capture_stats();
+	size_t p = 0;
+	for (const char *c = s; (c = strstr(c, "P[")); c++)
+		p++;
+	ck_assert_uint_eq(p, 20000);
+	ck_assert_ptr_nonnull(strstr(s, "-----------------------------\n"));
+	free(s);
+}
+END_TEST
+
+Suite *stats_suite(void)
+{
+	Suite *s = suite_create("stats");
+	TCase *tc = tcase_create("stats");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, struct_and_json_agree_with_the_list);
+	tcase_add_test(tc, stats_get_rejects_null);
+	tcase_add_test(tc, printed_pager_lines_follow_the_seed_lines);
+	tcase_add_test(tc, large_lists_print_completely);
+	suite_add_tcase(s, tc);
+	return s;
+}
