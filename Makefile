@@ -19,7 +19,7 @@ SOMAJOR  := 0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc \
 	      -DMEMS_PAGE_SIZE=$(MEMS_PAGE_SIZE) -pthread
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS   := -pthread

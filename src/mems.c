@@ -19,7 +19,6 @@
  * mems_free() and mems_get() find nothing allocated and treat their
  * argument as invalid; mems_print_stats() prints an empty list.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -214,6 +213,7 @@ void *mems_malloc(size_t size)
 		goto nomem;
 	}
 	uint64_t off = fl_seg(fl, s)->start;
+	pager_mark_live(&mems_g.pg, off, size);
 	int prepopulate = mems_g.pg.mode == MEMS_PAGER_UFFD_USER;
 	pthread_mutex_unlock(&mems_lock);
 

@@ -4,7 +4,10 @@
  * The span is registered with userfaultfd in MISSING mode.  A handler
  * thread reads faults in batches and resolves each with one ioctl over a
  * fault-around window: the faulting page and the still-missing committed
- * pages after it.  The window adapts as readahead does: a fault on the
+ * pages after it that belong to live segments (never wholly free pages:
+ * those would stay resident until a later free happened to merge with
+ * their hole, and across a node boundary never).  The window adapts as
+ * readahead does: a fault on the
  * page just after the previous window of a stream doubles that stream's
  * window, up to `window` pages (MEMS_FAULT_AROUND); any other fault starts
  * a new stream with a window of one page, so sparse access costs no
@@ -42,7 +45,6 @@
  * A child after fork() runs in kernel mode: without EVENT_FORK the child's
  * mappings are not registered, and it has no handler thread.
  */
-#define _GNU_SOURCE
 #include "pager.h"
 
 #include <errno.h>
@@ -98,6 +100,26 @@ static void bits_set(struct mems_pager *pg, uint64_t i, uint64_t n)
 static void bit_clear(struct mems_pager *pg, uint64_t i)
 {
 	pg->resident[i / 64] &= ~(1ull << (i % 64));
+}
+
+static int live_get(const struct mems_pager *pg, uint64_t i)
+{
+	return (atomic_load_explicit(&pg->live[i / 64], memory_order_acquire) >> (i % 64)) & 1;
+}
+
+/* Set (or clear) the live bits of pages [lo, hi). */
+static void live_set(struct mems_pager *pg, uint64_t lo, uint64_t hi, int on)
+{
+	while (lo < hi) {
+		uint64_t w = lo / 64, b = lo % 64;
+		uint64_t n = hi - lo < 64 - b ? hi - lo : 64 - b;
+		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
+		if (on)
+			atomic_fetch_or_explicit(&pg->live[w], mask, memory_order_release);
+		else
+			atomic_fetch_and_explicit(&pg->live[w], ~mask, memory_order_release);
+		lo += n;
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -193,7 +215,7 @@ static void resolve(struct mems_pager *pg, uint64_t addr, int write)
 		return;
 	}
 	uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
-	while (n < w && pi + n < lim && !bit_get(pg, pi + n))
+	while (n < w && pi + n < lim && !bit_get(pg, pi + n) && live_get(pg, pi + n))
 		n++;
 	stream_advance(pg, pi, pi + n);
 	int err = populate_run(pg, pi, n, write);
@@ -370,7 +392,8 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 	if (hi > lo) {
 		/* the zero source is read only, never written: it stays the
 		 * kernel's zero page */
-		pg->resident = os_map_meta(pg->resident_bytes);
+		pg->resident = os_map_meta(2 * pg->resident_bytes);
+		pg->live = (_Atomic uint64_t *)(pg->resident + pg->resident_bytes / 8);
 		pg->zeros = os_map_meta(pg->zeros_bytes);
 		if (!pg->resident || !pg->zeros)
 			goto fail;
@@ -397,8 +420,9 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 		goto fail;
 	}
 	if (pg->resident) {
-		os_unmap(pg->resident, pg->resident_bytes);
+		os_unmap(pg->resident, 2 * pg->resident_bytes);
 		pg->resident = NULL;
+		pg->live = NULL;
 	}
 	if (pg->zeros) {
 		os_unmap(pg->zeros, pg->zeros_bytes);
@@ -432,10 +456,11 @@ void pager_stop(struct mems_pager *pg)
 		close(pg->uffd);
 	pg->evfd = pg->uffd = -1;
 	if (pg->resident)
-		os_unmap(pg->resident, pg->resident_bytes);
+		os_unmap(pg->resident, 2 * pg->resident_bytes);
 	if (pg->zeros)
 		os_unmap(pg->zeros, pg->zeros_bytes);
 	pg->resident = NULL;
+	pg->live = NULL;
 	pg->zeros = NULL;
 	pthread_mutex_destroy(&pg->lock);
 	pg->mode = MEMS_PAGER_NONE;
@@ -473,6 +498,7 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 		return;
 	}
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps, freed = 0;
+	live_set(pg, lo, hi, 0);
 	pthread_mutex_lock(&pg->lock);
 	for (uint64_t i = lo; i < hi;) {
 		if (!(i % 64) && i + 64 <= hi && !pg->resident[i / 64]) {
@@ -496,6 +522,12 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	pg->touched -= freed;
 	pg->released += freed;
 	pthread_mutex_unlock(&pg->lock);
+}
+
+void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	if (uses_bitmap(pg))
+		live_set(pg, off / pg->ps, (off + len + pg->ps - 1) / pg->ps, 1);
 }
 
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
@@ -566,9 +598,10 @@ void pager_fork_child(struct mems_pager *pg)
 	close(pg->evfd);
 	pg->uffd = pg->evfd = -1;
 	pg->running = 0;
-	os_unmap(pg->resident, pg->resident_bytes);
+	os_unmap(pg->resident, 2 * pg->resident_bytes);
 	os_unmap(pg->zeros, pg->zeros_bytes);
 	pg->resident = NULL;
+	pg->live = NULL;
 	pg->zeros = NULL;
 	pg->mode = MEMS_PAGER_KERNEL;
 	snprintf(pg->reason, sizeof pg->reason,

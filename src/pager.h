@@ -26,7 +26,11 @@ struct mems_pager {
 	 * operations that keep it equal to what the kernel has. */
 	pthread_mutex_t lock;
 	uint64_t *resident;        /* a bit per OS page of the span */
-	size_t resident_bytes;
+	size_t resident_bytes;     /* each of the two bitmaps */
+	/* A bit per OS page holding part of a PROCESS segment: set by the
+	 * allocator (under the allocator lock), read by the handler, which
+	 * never lets fault-around reach into wholly free pages. */
+	_Atomic uint64_t *live;
 	void *zeros;               /* window pages of zeros, source of UFFDIO_COPY */
 	size_t zeros_bytes;
 	_Atomic uint64_t touched, faults, populated, released;
@@ -43,7 +47,9 @@ void pager_stop(struct mems_pager *pg);
 int pager_commit(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Undo the last commit of [off, off+len) (nothing in it was handed out). */
 void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len);
-/* Give back the pages of [off, off+len) (page aligned). */
+/* The OS pages overlapping [off, off+len) now belong to a segment. */
+void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Give back the pages of [off, off+len) (page aligned), now wholly free. */
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Populate every missing page over [off, off+len) now (user-mode-only
  * mode, where the kernel cannot fault them in for a system call). */

@@ -3,7 +3,6 @@
  */
 #ifndef MEMS_TESTUTIL_H
 #define MEMS_TESTUTIL_H
-#define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
