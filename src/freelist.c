@@ -293,49 +293,6 @@ void fl_drop_last_node(struct mems_fl *fl, mems_id h)
 	/* ids are handed out in order, so the next node gets n again */
 }
 
-mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
-{
-	struct mems_seg *s = SEG(h);
-	uint64_t hsize = seg_size(s);
-	mems_id r = 0;
-
-	if (size < hsize) {
-		r = slab_alloc(&fl->segs);
-		if (!r)
-			return 0;
-		s = SEG(h);
-	}
-	tp_remove(fl, h);
-	s->type = SEG_PROCESS;
-	fl->nholes--;
-	fl->nprocess++;
-	fl->bytes_in_holes -= hsize;
-	fl->bytes_in_use += size;
-	if (r) {
-		struct mems_seg *rs = SEG(r);
-		struct mems_node *nd = fl_node(fl, s->node);
-		rs->start = s->start + size;
-		rs->end = s->end;
-		rs->type = SEG_HOLE;
-		rs->node = s->node;
-		rs->prev = h;
-		rs->next = s->next;
-		if (s->next)
-			SEG(s->next)->prev = r;
-		else
-			nd->tail = r;
-		s->next = r;
-		s->end = rs->start;
-		nd->nsegs++;
-		fl->nholes++;
-		fl->bytes_in_holes += hsize - size;
-		first_add(fl, r);
-		tp_insert(fl, r);
-	}
-	cover_set(fl, h);
-	return h;
-}
-
 /* Unlink id from its sub-chain and recycle it. */
 static void unlink_seg(struct mems_fl *fl, mems_id id)
 {
@@ -354,31 +311,102 @@ static void unlink_seg(struct mems_fl *fl, mems_id id)
 	slab_free(&fl->segs, id);
 }
 
+/*
+ * Both operations below keep a hole's record, and so its place in the
+ * treap, when the hole only grows or shrinks at one end: its key may move
+ * but never past a neighbouring hole, so the order holds and only the
+ * maxima on its path need fixing (one descent).  Split and merge are left
+ * for the holes that really appear or disappear.
+ */
+
+mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
+{
+	struct mems_seg *hs = SEG(h);
+	uint64_t hsize = seg_size(hs);
+
+	fl->nprocess++;
+	fl->bytes_in_holes -= size;
+	fl->bytes_in_use += size;
+	if (size == hsize) {
+		/* exact fit: the hole itself becomes the segment */
+		tp_remove(fl, h);
+		hs->type = SEG_PROCESS;
+		fl->nholes--;
+		cover_set(fl, h);
+		return h;
+	}
+	mems_id p = slab_alloc(&fl->segs);
+	if (!p) {
+		fl->nprocess--;
+		fl->bytes_in_holes += size;
+		fl->bytes_in_use -= size;
+		return 0;
+	}
+	/* the segment is a new record in front of the hole, which keeps the
+	 * rest and its place in the treap */
+	struct mems_seg *ps = SEG(p);
+	struct mems_node *nd = fl_node(fl, hs->node);
+	uint64_t a = hs->start;
+	ps->start = a;
+	ps->end = a + size;
+	ps->type = SEG_PROCESS;
+	ps->node = hs->node;
+	ps->prev = hs->prev;
+	ps->next = h;
+	if (hs->prev)
+		SEG(hs->prev)->next = p;
+	else
+		nd->head = p;
+	hs->prev = p;
+	nd->nsegs++;
+	if (fl->first[a / fl->page] == h)
+		fl->first[a / fl->page] = p;
+	hs->start = a + size;
+	first_add(fl, h);
+	tp_resized(fl, fl->root, hs->start);
+	cover_set(fl, p);
+	return p;
+}
+
 mems_id fl_free(struct mems_fl *fl, mems_id id)
 {
 	struct mems_seg *s = SEG(id);
-	uint64_t size = seg_size(s);
+	uint64_t start = s->start, end = s->end;
 	mems_id r = s->next, l = s->prev;
+	int rh = r && SEG(r)->type == SEG_HOLE;
+	int lh = l && SEG(l)->type == SEG_HOLE;
 
-	s->type = SEG_HOLE;
 	fl->nprocess--;
-	fl->nholes++;
-	fl->bytes_in_use -= size;
-	fl->bytes_in_holes += size;
+	fl->bytes_in_use -= end - start;
+	fl->bytes_in_holes += end - start;
 
-	if (r && SEG(r)->type == SEG_HOLE) {
-		tp_remove(fl, r);
-		s->end = SEG(r)->end;
-		unlink_seg(fl, r);
-		fl->nholes--;
-	}
-	if (l && SEG(l)->type == SEG_HOLE) {
-		SEG(l)->end = s->end;
+	if (lh) {
+		/* the hole on the left absorbs the segment and any hole after it */
+		SEG(l)->end = rh ? SEG(r)->end : end;
 		unlink_seg(fl, id);
-		fl->nholes--;
+		if (rh) {
+			tp_remove(fl, r);
+			unlink_seg(fl, r);
+			fl->nholes--;
+		}
 		tp_resized(fl, fl->root, SEG(l)->start);
 		return l;
 	}
+	if (rh) {
+		/* the hole on the right grows down over the segment */
+		uint64_t old = SEG(r)->start, op = old / fl->page;
+		unlink_seg(fl, id);
+		SEG(r)->start = start;
+		first_add(fl, r);
+		if (op != start / fl->page && fl->first[op] == r) {
+			mems_id n = SEG(r)->next;
+			fl->first[op] = (n && SEG(n)->start / fl->page == op) ? n : 0;
+		}
+		tp_resized(fl, fl->root, start);
+		return r;
+	}
+	s->type = SEG_HOLE;
+	fl->nholes++;
 	tp_insert(fl, id);
 	return id;
 }

@@ -117,7 +117,8 @@ static int init_locked(void)
 		goto fail;
 	}
 	if (pager_start(&mems_g.pg, opt_choice(OPT_PAGER), mems_g.span, span,
-			(uint32_t)opt_int(OPT_FAULT_AROUND)) != 0) {
+			(uint32_t)opt_int(OPT_FAULT_AROUND),
+			(uint32_t)opt_int(OPT_HANDLER_SPIN)) != 0) {
 		mems_diag("no pager: %s", mems_g.pg.reason);
 		goto fail;
 	}

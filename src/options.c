@@ -38,6 +38,7 @@ static const struct opt_def {
 	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL },
 	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 256, 1, 512, NULL },
 	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL },
+	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;

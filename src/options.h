@@ -8,8 +8,9 @@
 enum mems_opt {
 	OPT_PAGER,            /* auto | uffd | uffd-user | kernel   (init) */
 	OPT_SPAN_SIZE,        /* bytes of address space to reserve   (init) */
-	OPT_FAULT_AROUND,     /* pages populated per fault            (live) */
+	OPT_FAULT_AROUND,     /* most pages populated per fault       (init) */
 	OPT_ABORT_ON_ERROR,   /* abort() on bad input                 (live) */
+	OPT_HANDLER_SPIN,     /* us the handler polls before sleeping (init) */
 	OPT_COUNT
 };
 

@@ -20,6 +20,7 @@ struct mems_pager {
 	uint64_t ps;               /* OS page size */
 	_Atomic uint64_t committed;/* bytes: the handler populates below this */
 	_Atomic uint32_t window;   /* fault-around maximum, pages */
+	uint64_t spin_ns;          /* read on this long after a batch */
 	struct { uint64_t end; uint32_t win; } streams[4]; /* handler only */
 	unsigned next_stream;
 	/* Protected by lock: the resident bitmap and the populate/release
@@ -40,7 +41,7 @@ struct mems_pager {
 /* Choose a mode ("auto", "uffd", "uffd-user", "kernel") and start the pager
  * over [base, base+span).  On failure -1 with errno and pg->reason says why. */
 int pager_start(struct mems_pager *pg, const char *want, char *base,
-		uint64_t span, uint32_t window);
+		uint64_t span, uint32_t window, uint32_t spin_us);
 void pager_stop(struct mems_pager *pg);
 
 /* Commit [off, off+len) read/write; the pager may populate it from now on. */

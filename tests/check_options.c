@@ -45,6 +45,8 @@ START_TEST(malformed_values_fail_with_einval_and_keep_the_old_value)
 	ck_assert_int_eq(mems_option_set("fault_around", "0"), -1);
 	ck_assert_int_eq(mems_option_set("fault_around", "513"), -1);
 	ck_assert_int_eq(mems_option_set("fault_around", "12x"), -1);
+	ck_assert_int_eq(mems_option_set("handler_spin", "-1"), -1);
+	ck_assert_int_eq(mems_option_set("handler_spin", "10001"), -1);
 	ck_assert_int_eq(mems_option_set("pager", "fast"), -1);
 	ck_assert_int_eq(mems_option_set("abort_on_error", "maybe"), -1);
 	ck_assert_int_eq(mems_option_set("span_size", NULL), -1);

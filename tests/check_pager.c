@@ -68,6 +68,22 @@ START_TEST(touched_equals_mincore_through_every_kind_of_touch)
 }
 END_TEST
 
+START_TEST(handler_that_never_spins_works_the_same)
+{
+	ck_assert_int_eq(mems_option_set("handler_spin", "0"), 0);
+	start("uffd");
+	ck_assert_uint_eq(mems_g.pg.spin_ns, 0);
+	size_t ps = os_page_size(), n = 512;
+	char *p = mems_get(mems_malloc(n * ps));
+	for (size_t i = 0; i < n; i += 2)
+		p[i * ps] = (char)i;
+	ck_assert_uint_eq(t_stats().faults, n / 2);
+	ck_assert_touched_exact();
+	for (size_t i = 0; i < n; i += 2)
+		ck_assert_int_eq(p[i * ps], (char)i);
+}
+END_TEST
+
 START_TEST(sequential_first_touch_needs_few_faults)
 {
 	start("uffd");
@@ -221,6 +237,7 @@ Suite *pager_suite(void)
 	tcase_add_loop_test(tc, modes_start_and_say_why, 0, 3);
 	tcase_add_test(tc, auto_takes_full_userfaultfd_as_root);
 	tcase_add_loop_test(tc, touched_equals_mincore_through_every_kind_of_touch, 0, 3);
+	tcase_add_test(tc, handler_that_never_spins_works_the_same);
 	tcase_add_test(tc, sequential_first_touch_needs_few_faults);
 	tcase_add_test(tc, sparse_touch_populates_only_what_is_touched);
 	tcase_add_test(tc, window_is_clipped_to_committed_memory);

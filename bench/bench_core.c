@@ -1,0 +1,174 @@
+/*
+ * bench_core.c - core benchmarks, every peer measured in the same run and
+ * reported as ratios (these machines are shared and noisy: absolute times
+ * are printed only to show what the ratios are made of).
+ *
+ *  1. Scaling: per-operation cost of mems_free + mems_malloc (+ mems_get)
+ *     with 100 live segments and with 100,000.
+ *  2. First touch, one write per page of a fresh 256 MiB region:
+ *     MeMS (its pager) vs the kernel's demand paging on plain mmap memory vs
+ *     MADV_POPULATE_WRITE, in sequential and in random page order.
+ *
+ * Each figure is the median of several repetitions.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "mems.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define REPS 5
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return v[n / 2];
+}
+
+static uint64_t rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* ---------------------------------------------------------------- scaling */
+
+static double churn_ns(size_t live, size_t ops)
+{
+	void **slot = calloc(live, sizeof *slot);
+	uint64_t seed = 0x12345;
+	mems_init();
+	for (size_t i = 0; i < live; i++)
+		slot[i] = mems_malloc(16 + rng(&seed) % 500);
+	double t0 = now();
+	for (size_t i = 0; i < ops; i++) {
+		size_t k = rng(&seed) % live;
+		mems_free(slot[k]);
+		slot[k] = mems_malloc(16 + rng(&seed) % 500);
+		*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
+	}
+	double t = now() - t0;
+	mems_finish();
+	free(slot);
+	return t / (double)ops * 1e9;
+}
+
+/* ---------------------------------------------------------------- first touch */
+
+enum peer { P_MEMS, P_KERNEL, P_POPULATE };
+static const char *const peer_name[] = { "MeMS (uffd pager)", "kernel demand paging",
+					 "MADV_POPULATE_WRITE" };
+
+static size_t *order;
+
+static double touch_ns(enum peer p, size_t pages, int random)
+{
+	size_t ps = 4096, len = pages * ps;
+	char *base = NULL, *v = NULL;
+	if (p == P_MEMS) {
+		mems_init();
+		v = mems_malloc(len);
+		base = mems_get(v);
+	} else {
+		base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		madvise(base, len, MADV_NOHUGEPAGE);
+	}
+	double t0 = now();
+	if (p == P_POPULATE) {
+		if (madvise(base, len, MADV_POPULATE_WRITE) != 0) {
+			perror("MADV_POPULATE_WRITE");
+			exit(1);
+		}
+		for (size_t i = 0; i < pages; i++)
+			base[(random ? order[i] : i) * ps] = 1;
+	} else {
+		for (size_t i = 0; i < pages; i++)
+			base[(random ? order[i] : i) * ps] = 1;
+	}
+	double t = now() - t0;
+	if (p == P_MEMS) {
+		struct mems_stats st;
+		mems_stats_get(&st);
+		if (st.pages_touched < pages) {
+			fprintf(stderr, "bench: MeMS touched %lu of %zu pages\n",
+				(unsigned long)st.pages_touched, pages);
+			exit(1);
+		}
+		mems_finish();
+	} else {
+		munmap(base, len);
+	}
+	return t / (double)pages * 1e9;
+}
+
+int main(void)
+{
+	printf("MeMS core benchmarks (median of %d runs; ratios are what counts)\n\n", REPS);
+
+	/* 1. scaling */
+	double small[REPS], large[REPS];
+	for (int r = 0; r < REPS; r++) {
+		small[r] = churn_ns(100, 200000);
+		large[r] = churn_ns(100000, 200000);
+	}
+	double s = median(small, REPS), l = median(large, REPS);
+	printf("free + malloc + get, per operation pair\n");
+	printf("  %-34s %8.1f ns\n", "100 live segments", s);
+	printf("  %-34s %8.1f ns\n", "100,000 live segments", l);
+	printf("  %-34s %8.2fx\n\n", "ratio 100,000 / 100", l / s);
+
+	/* 2. first touch */
+	size_t pages = 65536;                  /* 256 MiB */
+	order = malloc(pages * sizeof *order);
+	for (size_t i = 0; i < pages; i++)
+		order[i] = i;
+	uint64_t seed = 99;
+	for (size_t i = pages - 1; i > 0; i--) {
+		size_t j = rng(&seed) % (i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	struct mems_stats st;
+	mems_init();
+	mems_stats_get(&st);
+	mems_finish();
+	printf("first touch, one write per page of 256 MiB (pager: %s)\n", st.mode_name);
+	printf("  %-24s %14s %14s\n", "", "sequential", "random");
+	double res[3][2];
+	for (int rnd = 0; rnd < 2; rnd++)
+		for (int p = 0; p < 3; p++) {
+			double v[REPS];
+			for (int r = 0; r < REPS; r++)
+				v[r] = touch_ns((enum peer)p, pages, rnd);
+			res[p][rnd] = median(v, REPS);
+		}
+	for (int p = 0; p < 3; p++)
+		printf("  %-24s %11.0f ns %11.0f ns  per page\n", peer_name[p], res[p][0], res[p][1]);
+	printf("  %-24s %13.2fx %13.2fx\n", "MeMS / kernel paging",
+	       res[P_MEMS][0] / res[P_KERNEL][0], res[P_MEMS][1] / res[P_KERNEL][1]);
+	printf("  %-24s %13.2fx %13.2fx\n", "MeMS / POPULATE_WRITE",
+	       res[P_MEMS][0] / res[P_POPULATE][0], res[P_MEMS][1] / res[P_POPULATE][1]);
+	free(order);
+	return 0;
+}
