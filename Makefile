@@ -36,7 +36,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_HELPERS := $(BUILD)/tests/user_helper
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all deps demo check check-asan check-tsan bench install clean
+.PHONY: all deps demo check check-asan check-tsan warnings bench install clean
 
 all: $(LIBA) $(BUILD)/libmems.so
 
@@ -85,6 +85,7 @@ $(BUILD)/tests/user_helper: tests/user_helper.c $(LIBA)
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/check_mems $(TEST_HELPERS) $(BUILD)/examples/example
+	@sh tests/install_test.sh
 	MEMS_TEST_BUILD=$(BUILD) $(BUILD)/tests/check_mems
 
 check-asan: deps
@@ -95,6 +96,17 @@ check-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
 		CFLAGS="-O1 -g -fsanitize=thread" build-tsan/tests/check_mems build-tsan/tests/user_helper build-tsan/examples/example
 	MEMS_TEST_BUILD=build-tsan CK_RUN_CASE=threads build-tsan/tests/check_mems
+
+# Everything (library, tests, examples, bench) with gcc and clang, warnings
+# as errors.
+warnings: deps
+	@for cc in gcc clang; do \
+		echo "== $$cc -Wall -Wextra -Werror =="; \
+		$(MAKE) --no-print-directory -s BUILD=build-$$cc CC=$$cc EXTRA_CFLAGS=-Werror \
+			build-$$cc/libmems.so build-$$cc/tests/check_mems build-$$cc/tests/user_helper \
+			build-$$cc/examples/example build-$$cc/examples/sparse build-$$cc/bench/bench_core \
+			|| exit 1; \
+	done
 
 # ---------------------------------------------------------------- bench
 
@@ -120,4 +132,4 @@ install: all
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/mems.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-gcc build-clang

@@ -29,6 +29,9 @@
 #include "options.h"
 #include "span.h"
 
+_Static_assert(MEMS_PAGE_SIZE >= 4096 && MEMS_PAGE_SIZE % 4096 == 0,
+	       "MEMS_PAGE_SIZE must be a multiple of 4096 (and of the OS page size)");
+
 pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;
 struct mems_state mems_g;
 /* The last initialisation failed: lazy initialisation (mems_malloc) does
@@ -98,6 +101,7 @@ static int init_locked(void)
 	if (MEMS_PAGE_SIZE % ps != 0) {
 		mems_diag("MEMS_PAGE_SIZE %d is not a multiple of the OS page size %zu",
 			  MEMS_PAGE_SIZE, ps);
+		init_failed = 1;
 		errno = EINVAL;
 		return -1;
 	}

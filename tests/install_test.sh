@@ -1,0 +1,41 @@
+#!/bin/sh
+# install_test.sh - make install into a scratch prefix, then build the
+# assignment's example against it through pkg-config, shared and static,
+# and run both.  Prints "install: N passed, M failed".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+ko() { fail=$((fail + 1)); echo "install: FAIL: $*"; }
+
+make -s -C "$top" install PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make install"; }
+for f in include/mems.h lib/libmems.a lib/libmems.so lib/libmems.so.0 lib/pkgconfig/mems.pc; do
+	[ -e "$tmp/prefix/$f" ] && ok || ko "missing $f"
+done
+soname=$(readelf -d "$tmp/prefix/lib/libmems.so" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+[ "$soname" = libmems.so.0 ] && ok || ko "soname is '$soname'"
+
+export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
+cc=${CC:-cc}
+if $cc -o "$tmp/ex-shared" "$top/examples/example.c" $(pkg-config --cflags --libs mems) 2>"$tmp/err"; then
+	ok
+	out=$(LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/ex-shared")
+	echo "$out" | grep -q "Value written: 200" && ok || ko "shared example output"
+	ldd "$tmp/ex-shared" | grep -q "$tmp/prefix/lib/libmems.so.0" || \
+		LD_LIBRARY_PATH="$tmp/prefix/lib" ldd "$tmp/ex-shared" | grep -q "libmems.so.0 => $tmp" && ok || ko "not linked to libmems.so.0"
+else
+	cat "$tmp/err"; ko "shared build"
+fi
+libdir=$(pkg-config --variable=libdir mems)
+if $cc -o "$tmp/ex-static" "$top/examples/example.c" $(pkg-config --cflags mems) \
+	"$libdir/libmems.a" $(pkg-config --static --libs-only-other mems) 2>"$tmp/err"; then
+	ok
+	"$tmp/ex-static" | grep -q "Value written: 200" && ok || ko "static example output"
+else
+	cat "$tmp/err"; ko "static build"
+fi
+grep -q '^#define MEMS_PAGE_SIZE 4096$' "$tmp/prefix/include/mems.h" && ok || ko "installed page size"
+echo "install: $pass passed, $fail failed"
+[ "$fail" = 0 ]
