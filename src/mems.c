@@ -305,6 +305,9 @@ void *mems_get(void *v_ptr)
 	pthread_mutex_unlock(&mems_lock);
 	if (!p) {
 		mems_g.invalid_gets++;
+		if (opt_int(OPT_ABORT_ON_ERROR))
+			mems_diag("mems_get(%" PRIuPTR "): not inside an allocated segment",
+				  (uintptr_t)v_ptr);
 		maybe_abort();
 		errno = EFAULT;
 	}

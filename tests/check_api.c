@@ -37,7 +37,7 @@ static void do_call(void *a)
 /* Runs a call; returns its stderr.  Checks that it wrote at most one line. */
 static char *run(struct call *c)
 {
-	char *err = t_capture_stderr(do_call, c);
+	char *err = t_capture(2, do_call, c);
 	char *nl = strchr(err, '\n');
 	ck_assert_msg(!nl || !nl[1], "more than one line: %s", err);
 	return err;
@@ -149,18 +149,6 @@ static int count_dir(const char *path)
 	return n;
 }
 
-static long vm_size_kib(void)
-{
-	char line[256];
-	long kib = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmSize:", 7))
-			kib = strtol(line + 7, NULL, 10);
-	fclose(f);
-	return kib;
-}
-
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1     /* the sanitizer runtime maps memory of its own */
 #else
@@ -205,7 +193,7 @@ START_TEST(finish_and_init_cycles_leave_nothing_behind)
 	mems_finish();
 	int fds = count_dir("/proc/self/fd"), tasks = count_dir("/proc/self/task");
 	int maps = count_maps();
-	long rss = t_rss_anon_kib(), vm = vm_size_kib();
+	long rss = t_rss_anon_kib(), vm = t_status_kib("VmSize");
 	for (int i = 0; i < 40; i++) {
 		mems_init();
 		char *span = mems_g.span;
@@ -225,7 +213,7 @@ START_TEST(finish_and_init_cycles_leave_nothing_behind)
 	if (!SANITIZED)
 		ck_assert_int_eq(count_maps(), maps);
 	/* one cycle maps over 64 GiB of span and metadata: nothing of it stays */
-	ck_assert_int_le(vm_size_kib() - vm, 16 * 1024);
+	ck_assert_int_le(t_status_kib("VmSize") - vm, 16 * 1024);
 	ck_assert_int_le(t_rss_anon_kib() - rss, 4096);  /* 40 MiB were touched */
 }
 END_TEST

@@ -31,28 +31,56 @@ START_TEST(sizes_take_suffixes)
 }
 END_TEST
 
+struct set_call { const char *name, *value; int rc, err; };
+
+static void do_set(void *arg)
+{
+	struct set_call *c = arg;
+	errno = 0;
+	c->rc = mems_option_set(c->name, c->value);
+	c->err = errno;
+}
+
+/* mems_option_set() that must fail with err and print a message naming the
+ * option, the value and what it expected. */
+static void set_fails(const char *name, const char *value, int err, const char *expected)
+{
+	struct set_call c = { name, value, 0, 0 };
+	char *msg = t_capture(2, do_set, &c);
+	ck_assert_msg(c.rc == -1, "%s=%s accepted", name, value);
+	ck_assert_int_eq(c.err, err);
+	ck_assert_msg(strstr(msg, expected) != NULL, "%s=%s: message \"%s\"", name, value, msg);
+	if (err == EINVAL) {
+		char want[128];
+		snprintf(want, sizeof want, "%s=\"%s\": expected ", name, value);
+		ck_assert_msg(strstr(msg, want) != NULL, "message \"%s\"", msg);
+	}
+	ck_assert_int_eq((int)(strchr(msg, '\n') - msg) + 1, (int)strlen(msg)); /* one line */
+	free(msg);
+}
+
 START_TEST(malformed_values_fail_with_einval_and_keep_the_old_value)
 {
 	static const char *bad[] = { "", "12Q", "-1G", "1.5G", "G", "99999999999999999999",
 				     "17T", "1K" /* below 1M */, "16777216T", NULL };
 	ck_assert_int_eq(mems_option_set("span_size", "2G"), 0);
 	for (int i = 0; bad[i]; i++) {
-		errno = 0;
-		ck_assert_msg(mems_option_set("span_size", bad[i]) == -1, "%s accepted", bad[i]);
-		ck_assert_int_eq(errno, EINVAL);
+		set_fails("span_size", bad[i], EINVAL,
+			  "a size from 1M to 16T (a number with an optional K, M, G or T suffix)");
 		ck_assert_int_eq(opt_int(OPT_SPAN_SIZE), 2ll << 30);
 	}
-	ck_assert_int_eq(mems_option_set("fault_around", "0"), -1);
-	ck_assert_int_eq(mems_option_set("fault_around", "513"), -1);
-	ck_assert_int_eq(mems_option_set("fault_around", "12x"), -1);
-	ck_assert_int_eq(mems_option_set("handler_spin", "-1"), -1);
-	ck_assert_int_eq(mems_option_set("handler_spin", "10001"), -1);
-	ck_assert_int_eq(mems_option_set("pager", "fast"), -1);
-	ck_assert_int_eq(mems_option_set("abort_on_error", "maybe"), -1);
-	ck_assert_int_eq(mems_option_set("span_size", NULL), -1);
+	set_fails("fault_around", "0", EINVAL, "an integer from 1 to 512");
+	set_fails("fault_around", "513", EINVAL, "an integer from 1 to 512");
+	set_fails("fault_around", "12x", EINVAL, "an integer from 1 to 512");
+	set_fails("handler_spin", "-1", EINVAL, "an integer from 0 to 10000");
+	set_fails("handler_spin", "10001", EINVAL, "an integer from 0 to 10000");
+	set_fails("pager", "fast", EINVAL, "one of auto, uffd, uffd-user, kernel");
+	set_fails("abort_on_error", "maybe", EINVAL, "a boolean (1/0, yes/no, true/false, on/off)");
+	set_fails("no_such_option", "1", ENOENT, "unknown option \"no_such_option\"");
+	ck_assert_int_eq(opt_int(OPT_FAULT_AROUND), 256);
 	errno = 0;
-	ck_assert_int_eq(mems_option_set("no_such_option", "1"), -1);
-	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(mems_option_set("span_size", NULL), -1);
+	ck_assert_int_eq(errno, EINVAL);
 	char buf[8];
 	ck_assert_int_eq(mems_option_get("no_such_option", buf, sizeof buf), -1);
 }
@@ -70,7 +98,7 @@ START_TEST(environment_is_read_and_malformed_values_are_reported)
 	setenv("MEMS_FAULT_AROUND", "32", 1);
 	setenv("MEMS_ABORT_ON_ERROR", "yes", 1);
 	setenv("MEMS_SPAN_SIZE", "12Q", 1);
-	char *err = t_capture_stderr(load, NULL);
+	char *err = t_capture(2, load, NULL);
 	ck_assert_ptr_nonnull(strstr(err, "MEMS_SPAN_SIZE=\"12Q\": expected a size"));
 	ck_assert_ptr_nonnull(strstr(err, "using the default, 64G"));
 	ck_assert_ptr_null(strstr(err, "MEMS_PAGER"));

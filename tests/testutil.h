@@ -49,37 +49,57 @@ static inline struct mems_stats t_stats(void)
 		ck_assert_uint_eq(st_.pages_touched, t_mincore());             \
 	} while (0)
 
-/* Anonymous resident memory of this process, KiB. */
-static inline long t_rss_anon_kib(void)
+/* A "Key:  N kB" line of /proc/self/status, in KiB. */
+static inline long t_status_kib(const char *key)
 {
 	char line[256];
 	long kib = -1;
+	size_t n = strlen(key);
 	FILE *f = fopen("/proc/self/status", "r");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "RssAnon:", 8))
-			kib = strtol(line + 8, NULL, 10);
+		if (!strncmp(line, key, n) && line[n] == ':')
+			kib = strtol(line + n + 1, NULL, 10);
 	fclose(f);
+	ck_assert_int_ge(kib, 0);
 	return kib;
 }
 
-/* What mems_print_stats() writes to stdout; free() it. */
-static inline char *t_capture_stats(void)
+/* Anonymous resident memory of this process, KiB. */
+static inline long t_rss_anon_kib(void)
 {
-	fflush(stdout);
-	int fd = memfd_create("stats", 0);
+	return t_status_kib("RssAnon");
+}
+
+/* What fn(arg) writes to file descriptor target (1 or 2); free() it. */
+static inline char *t_capture(int target, void (*fn)(void *), void *arg)
+{
+	fflush(NULL);
+	int fd = memfd_create("capture", 0);
 	ck_assert_int_ge(fd, 0);
-	int saved = dup(1);
-	dup2(fd, 1);
-	mems_print_stats();
-	fflush(stdout);
-	dup2(saved, 1);
+	int saved = dup(target);
+	dup2(fd, target);
+	fn(arg);
+	fflush(NULL);
+	dup2(saved, target);
 	close(saved);
 	off_t len = lseek(fd, 0, SEEK_END);
 	char *buf = calloc(1, (size_t)len + 1);
 	ck_assert_int_eq(pread(fd, buf, (size_t)len, 0), len);
 	close(fd);
 	return buf;
+}
+
+static inline void t_print_stats(void *unused)
+{
+	(void)unused;
+	mems_print_stats();
+}
+
+/* What mems_print_stats() writes to stdout; free() it. */
+static inline char *t_capture_stats(void)
+{
+	return t_capture(1, t_print_stats, NULL);
 }
 
 /* The seed lines of a stats block: everything up to and including the
@@ -90,22 +110,6 @@ static inline char *t_seed_lines(const char *block)
 	ck_assert_ptr_nonnull(e);
 	e = strchr(e, '\n');
 	return strndup(block, (size_t)(e - block + 1));
-}
-
-/* Run stderr into a memfd while fn(arg) runs; returns what was written. */
-static inline char *t_capture_stderr(void (*fn)(void *), void *arg)
-{
-	int fd = memfd_create("err", 0);
-	int saved = dup(2);
-	dup2(fd, 2);
-	fn(arg);
-	dup2(saved, 2);
-	close(saved);
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *buf = calloc(1, (size_t)len + 1);
-	ck_assert_int_eq(pread(fd, buf, (size_t)len, 0), len);
-	close(fd);
-	return buf;
 }
 
 static inline uint64_t t_rand(uint64_t *s)
