@@ -36,6 +36,13 @@ if $cc -o "$tmp/ex-static" "$top/examples/example.c" $(pkg-config --cflags mems)
 else
 	cat "$tmp/err"; ko "static build"
 fi
+# the library never calls malloc, and exports only the mems_ API
+lib=$tmp/prefix/lib
+calls=$(nm -u "$lib/libmems.a" | grep -wE 'malloc|calloc|realloc|free|reallocarray|posix_memalign|aligned_alloc|memalign|strdup|strndup')
+[ -z "$calls" ] && ok || ko "libmems.a calls: $calls"
+exported=$(nm -D --defined-only "$lib/libmems.so" | awk '{print $3}' | sort | tr '\n' ' ')
+declared=$(sed -n 's/^MEMS_API [^(]*[ *]\([a-z_]*\)(.*/\1/p' "$top/include/mems.h" | sort | tr '\n' ' ')
+[ "$exported" = "$declared" ] && ok || ko "libmems.so exports '$exported', mems.h declares '$declared'"
 grep -q '^#define MEMS_PAGE_SIZE 4096$' "$tmp/prefix/include/mems.h" && ok || ko "installed page size"
 echo "install: $pass passed, $fail failed"
 [ "$fail" = 0 ]
