@@ -10,7 +10,9 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 ko() { fail=$((fail + 1)); echo "install: FAIL: $*"; }
 
-make -s -C "$top" install PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make install"; }
+# a plain build of its own, whatever build the caller's make is doing
+unset MAKEFLAGS MFLAGS MAKELEVEL CFLAGS EXTRA_CFLAGS BUILD
+make -s -C "$top" install BUILD="$tmp/build" PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make install"; }
 for f in include/mems.h lib/libmems.a lib/libmems.so lib/libmems.so.0 lib/pkgconfig/mems.pc; do
 	[ -e "$tmp/prefix/$f" ] && ok || ko "missing $f"
 done
