@@ -2,6 +2,14 @@
  * check_pager.c - the userfaultfd pager, in each mode.
  */
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <linux/userfaultfd.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "testutil.h"
 
@@ -38,6 +46,75 @@ START_TEST(auto_takes_full_userfaultfd_as_root)
 	struct mems_stats st = t_stats();
 	ck_assert_str_eq(st.mode_name, "uffd");
 	ck_assert_str_eq(st.mode_reason, "MEMS_PAGER=auto; userfaultfd(2): ok");
+}
+END_TEST
+
+/* Make userfaultfd(2) fail with EPERM in this (forked) test process, and
+ * with dev also the /dev/userfaultfd ioctl that makes a descriptor. */
+static void deny_userfaultfd(int dev)
+{
+#if defined(__x86_64__)
+	const uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const uint32_t arch = AUDIT_ARCH_AARCH64;
+#endif
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, dev ? __NR_ioctl : UINT32_MAX, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)USERFAULTFD_IOC_NEW, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+	ck_assert_int_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	ck_assert_int_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+	ck_assert_int_eq(syscall(SYS_userfaultfd, 0), -1);
+	ck_assert_int_eq(errno, EPERM);
+}
+
+START_TEST(auto_falls_back_to_dev_userfaultfd)
+{
+	deny_userfaultfd(0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	struct mems_stats st = t_stats();
+	ck_assert_str_eq(st.mode_name, "uffd");
+	ck_assert_str_eq(st.mode_reason, "MEMS_PAGER=auto; userfaultfd(2): Operation not "
+					 "permitted; /dev/userfaultfd: ok");
+	size_t ps = os_page_size();
+	char *p = mems_get(mems_malloc(100 * ps));
+	for (size_t i = 0; i < 100; i += 3)
+		p[i * ps] = 1;
+	ck_assert_uint_eq(t_stats().faults, 34);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+START_TEST(auto_falls_back_to_kernel_paging)
+{
+	deny_userfaultfd(1);
+	ck_assert_int_eq(mems_try_init(), 0);
+	struct mems_stats st = t_stats();
+	ck_assert_str_eq(st.mode_name, "kernel");
+	ck_assert_str_eq(st.mode_reason, "MEMS_PAGER=auto; userfaultfd(2): Operation not "
+					 "permitted; /dev/userfaultfd: Operation not permitted; "
+					 "user-mode-only: Operation not permitted; kernel paging");
+	char *p = mems_get(mems_malloc(1 << 20));
+	memset(p, 1, 1 << 20);
+	ck_assert_uint_eq(t_stats().pages_touched, (1 << 20) / os_page_size());
+	ck_assert_touched_exact();
+	/* a mode that insists fails, saying why */
+	mems_finish();
+	mems_option_set("pager", "uffd-user");
+	errno = 0;
+	ck_assert_int_eq(mems_try_init(), -1);
+	ck_assert_int_eq(errno, ENOTSUP);
+	ck_assert_str_eq(t_stats().mode_name, "none");
 }
 END_TEST
 
@@ -236,6 +313,8 @@ Suite *pager_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_loop_test(tc, modes_start_and_say_why, 0, 3);
 	tcase_add_test(tc, auto_takes_full_userfaultfd_as_root);
+	tcase_add_test(tc, auto_falls_back_to_dev_userfaultfd);
+	tcase_add_test(tc, auto_falls_back_to_kernel_paging);
 	tcase_add_loop_test(tc, touched_equals_mincore_through_every_kind_of_touch, 0, 3);
 	tcase_add_test(tc, handler_that_never_spins_works_the_same);
 	tcase_add_test(tc, sequential_first_touch_needs_few_faults);
