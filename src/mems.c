@@ -51,21 +51,18 @@ static void maybe_abort(void)
 }
 
 /* ---------------------------------------------------------------------
- * fork: hold both locks across fork() so the child inherits them free and
- * the free list consistent.
+ * fork: hold the allocator lock across fork() so the child inherits the
+ * free list consistent and the lock free (see pager_fork_child for the
+ * pager's side).
  * ------------------------------------------------------------------- */
 
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&mems_lock);
-	if (mems_g.ready)
-		pager_fork_prepare(&mems_g.pg);
 }
 
 static void fork_parent(void)
 {
-	if (mems_g.ready)
-		pager_fork_parent(&mems_g.pg);
 	pthread_mutex_unlock(&mems_lock);
 }
 

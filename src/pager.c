@@ -615,22 +615,17 @@ void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
  * fork
  * ------------------------------------------------------------------- */
 
-void pager_fork_prepare(struct mems_pager *pg)
-{
-	pthread_mutex_lock(&pg->lock);
-}
-
-void pager_fork_parent(struct mems_pager *pg)
-{
-	pthread_mutex_unlock(&pg->lock);
-}
-
 void pager_fork_child(struct mems_pager *pg)
 {
-	pthread_mutex_unlock(&pg->lock);
+	/* The pager lock was not held across fork() (the handler may have had
+	 * it, and a prepare handler of another library that touches missing
+	 * memory would need the handler): the child, which has no handler
+	 * thread, makes it afresh.  Its copy of the bitmaps may be mid-update
+	 * and is dropped: the child has no registration either, so it runs on
+	 * the kernel's paging and counts touched pages with mincore(2). */
+	pthread_mutex_init(&pg->lock, NULL);
 	if (!uses_bitmap(pg))
 		return;
-	/* no handler thread here, and the mappings are no longer registered */
 	close(pg->uffd);
 	close(pg->evfd);
 	pg->uffd = pg->evfd = -1;

@@ -59,9 +59,7 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
 		    uint64_t *populated, uint64_t *released);
 
-/* fork: the child has no handler thread and no registration. */
-void pager_fork_prepare(struct mems_pager *pg);
-void pager_fork_parent(struct mems_pager *pg);
+/* In the child of fork(): no handler thread and no registration. */
 void pager_fork_child(struct mems_pager *pg);
 
 const char *pager_mode_name(enum mems_pager_mode m);

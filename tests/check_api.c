@@ -372,6 +372,57 @@ START_TEST(threads_allocate_and_free_across_threads)
 }
 END_TEST
 
+static _Atomic int stop_faulting;
+
+/* Allocates, touches (faulting) and frees until told to stop. */
+static void *faulter(void *arg)
+{
+	(void)arg;
+	size_t ps = os_page_size();
+	while (!stop_faulting) {
+		char *v = mems_malloc(64 * ps);
+		char *p = mems_get(v);
+		for (size_t i = 0; i < 64; i += 5)
+			p[i * ps] = 1;
+		mems_free(v);
+	}
+	return NULL;
+}
+
+START_TEST(fork_while_other_threads_fault)
+{
+	mems_init();
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, faulter, NULL);
+	for (int n = 0; n < 30; n++) {
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			size_t len = 1 << 20;
+			unsigned char *p = mems_get(mems_malloc(len));
+			for (size_t i = 0; i < len; i++)
+				p[i] = (unsigned char)(i * 13);
+			for (size_t i = 0; i < len; i++)
+				if (p[i] != (unsigned char)(i * 13))
+					_exit(2);
+			struct mems_stats st;
+			mems_stats_get(&st);
+			_exit(st.mode == MEMS_PAGER_KERNEL ? 0 : 3);
+		}
+		int status;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "child %d status %#x", n, status);
+	}
+	stop_faulting = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_touched_exact();
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+}
+END_TEST
+
 static void *printer(void *arg)
 {
 	(void)arg;
@@ -496,6 +547,7 @@ Suite *api_suite(void)
 	tcase_add_checked_fixture(th, NULL, teardown);
 	tcase_add_test(th, threads_allocate_and_free_across_threads);
 	tcase_add_test(th, threads_print_while_others_allocate);
+	tcase_add_test(th, fork_while_other_threads_fault);
 	suite_add_tcase(s, th);
 	return s;
 }
