@@ -186,8 +186,9 @@ mems_id fl_find_process(const struct mems_fl *fl, uint64_t off)
 	uint64_t p = off / fl->page;
 	mems_id f = fl->first[p];
 	if (f && SEG(f)->start <= off) {
+		/* segments are contiguous: the next one starts at this one's end */
 		c = f;
-		while (SEG(c)->next && SEG(SEG(c)->next)->start <= off)
+		while (SEG(c)->end <= off && SEG(c)->next)
 			c = SEG(c)->next;
 	} else if (f) {
 		c = SEG(f)->prev;
