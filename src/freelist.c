@@ -170,6 +170,19 @@ static void first_del(struct mems_fl *fl, mems_id id)
 	}
 }
 
+/* Segment id now starts at ns (it grew down or shrank from the front). */
+static void move_start(struct mems_fl *fl, mems_id id, uint64_t ns)
+{
+	struct mems_seg *s = SEG(id);
+	uint64_t op = s->start / fl->page;
+	if (op != ns / fl->page && fl->first[op] == id) {
+		mems_id n = s->next;
+		fl->first[op] = (n && SEG(n)->start / fl->page == op) ? n : 0;
+	}
+	s->start = ns;
+	first_add(fl, id);
+}
+
 static void cover_set(struct mems_fl *fl, mems_id id)
 {
 	const struct mems_seg *s = SEG(id);
@@ -312,8 +325,24 @@ static void unlink_seg(struct mems_fl *fl, mems_id id)
 	slab_free(&fl->segs, id);
 }
 
+/* Link b into a's sub-chain right after a. */
+static void link_after(struct mems_fl *fl, mems_id a, mems_id b)
+{
+	struct mems_seg *as = SEG(a), *bs = SEG(b);
+	struct mems_node *nd = fl_node(fl, as->node);
+	bs->node = as->node;
+	bs->prev = a;
+	bs->next = as->next;
+	if (as->next)
+		SEG(as->next)->prev = b;
+	else
+		nd->tail = b;
+	as->next = b;
+	nd->nsegs++;
+}
+
 /*
- * Both operations below keep a hole's record, and so its place in the
+ * The operations below keep a hole's record, and so its place in the
  * treap, when the hole only grows or shrinks at one end: its key may move
  * but never past a neighbouring hole, so the order holds and only the
  * maxima on its path need fixing (one descent).  Split and merge are left
@@ -325,48 +354,143 @@ mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
 	struct mems_seg *hs = SEG(h);
 	uint64_t hsize = seg_size(hs);
 
-	fl->nprocess++;
-	fl->bytes_in_holes -= size;
-	fl->bytes_in_use += size;
 	if (size == hsize) {
 		/* exact fit: the hole itself becomes the segment */
 		tp_remove(fl, h);
 		hs->type = SEG_PROCESS;
 		fl->nholes--;
+		fl->nprocess++;
+		fl->bytes_in_holes -= size;
+		fl->bytes_in_use += size;
 		cover_set(fl, h);
 		return h;
 	}
 	mems_id p = slab_alloc(&fl->segs);
-	if (!p) {
-		fl->nprocess--;
-		fl->bytes_in_holes += size;
-		fl->bytes_in_use -= size;
+	if (!p)
 		return 0;
-	}
 	/* the segment is a new record in front of the hole, which keeps the
 	 * rest and its place in the treap */
+	hs = SEG(h);
 	struct mems_seg *ps = SEG(p);
-	struct mems_node *nd = fl_node(fl, hs->node);
 	uint64_t a = hs->start;
 	ps->start = a;
 	ps->end = a + size;
 	ps->type = SEG_PROCESS;
-	ps->node = hs->node;
-	ps->prev = hs->prev;
-	ps->next = h;
-	if (hs->prev)
-		SEG(hs->prev)->next = p;
-	else
+	if (hs->prev) {
+		link_after(fl, hs->prev, p);
+	} else {
+		struct mems_node *nd = fl_node(fl, hs->node);
+		ps->node = hs->node;
+		ps->next = h;
+		hs->prev = p;
 		nd->head = p;
-	hs->prev = p;
-	nd->nsegs++;
-	if (fl->first[a / fl->page] == h)
-		fl->first[a / fl->page] = p;
-	hs->start = a + size;
-	first_add(fl, h);
-	tp_resized(fl, fl->root, hs->start);
+		nd->nsegs++;
+	}
+	move_start(fl, h, a + size);
+	first_add(fl, p);
+	tp_resized(fl, fl->root, a + size);
+	fl->nprocess++;
+	fl->bytes_in_holes -= size;
+	fl->bytes_in_use += size;
 	cover_set(fl, p);
 	return p;
+}
+
+mems_id fl_take_at(struct mems_fl *fl, mems_id h, uint64_t at, uint64_t size)
+{
+	struct mems_seg *hs = SEG(h);
+	if (at == hs->start)
+		return fl_take(fl, h, size);
+	uint64_t end = hs->end;
+	mems_id p = slab_alloc(&fl->segs), r = 0;
+	if (!p)
+		return 0;
+	if (at + size < end && !(r = slab_alloc(&fl->segs))) {
+		slab_free(&fl->segs, p);
+		return 0;
+	}
+	/* the hole keeps its head, [start, at): its key stays */
+	hs = SEG(h);
+	hs->end = at;
+	tp_resized(fl, fl->root, hs->start);
+	struct mems_seg *ps = SEG(p);
+	ps->start = at;
+	ps->end = at + size;
+	ps->type = SEG_PROCESS;
+	link_after(fl, h, p);
+	first_add(fl, p);
+	if (r) {
+		struct mems_seg *rs = SEG(r);
+		rs->start = at + size;
+		rs->end = end;
+		rs->type = SEG_HOLE;
+		link_after(fl, p, r);
+		first_add(fl, r);
+		tp_insert(fl, r);
+		fl->nholes++;
+	}
+	fl->nprocess++;
+	fl->bytes_in_holes -= size;
+	fl->bytes_in_use += size;
+	cover_set(fl, p);
+	return p;
+}
+
+mems_id fl_shrink(struct mems_fl *fl, mems_id id, uint64_t size)
+{
+	struct mems_seg *s = SEG(id);
+	uint64_t cut = s->start + size, end = s->end;
+	mems_id n = s->next;
+
+	if (n && SEG(n)->type == SEG_HOLE) {
+		/* the hole after it grows down */
+		s->end = cut;
+		move_start(fl, n, cut);
+		tp_resized(fl, fl->root, cut);
+	} else {
+		mems_id r = slab_alloc(&fl->segs);
+		if (!r)
+			return 0;
+		s = SEG(id);
+		s->end = cut;
+		struct mems_seg *rs = SEG(r);
+		rs->start = cut;
+		rs->end = end;
+		rs->type = SEG_HOLE;
+		link_after(fl, id, r);
+		first_add(fl, r);
+		tp_insert(fl, r);
+		fl->nholes++;
+		n = r;
+	}
+	fl->bytes_in_use -= end - cut;
+	fl->bytes_in_holes += end - cut;
+	return n;
+}
+
+int fl_grow(struct mems_fl *fl, mems_id id, uint64_t size)
+{
+	struct mems_seg *s = SEG(id);
+	uint64_t want = s->start + size, old = s->end;
+	mems_id n = s->next;
+
+	if (want <= old)
+		return 0;
+	if (!n || SEG(n)->type != SEG_HOLE || SEG(n)->end < want)
+		return -1;
+	if (SEG(n)->end == want) {
+		tp_remove(fl, n);
+		unlink_seg(fl, n);
+		fl->nholes--;
+	} else {
+		move_start(fl, n, want);
+		tp_resized(fl, fl->root, want);
+	}
+	s->end = want;
+	fl->bytes_in_use += want - old;
+	fl->bytes_in_holes -= want - old;
+	cover_set(fl, id);
+	return 0;
 }
 
 mems_id fl_free(struct mems_fl *fl, mems_id id)
@@ -395,14 +519,8 @@ mems_id fl_free(struct mems_fl *fl, mems_id id)
 	}
 	if (rh) {
 		/* the hole on the right grows down over the segment */
-		uint64_t old = SEG(r)->start, op = old / fl->page;
 		unlink_seg(fl, id);
-		SEG(r)->start = start;
-		first_add(fl, r);
-		if (op != start / fl->page && fl->first[op] == r) {
-			mems_id n = SEG(r)->next;
-			fl->first[op] = (n && SEG(n)->start / fl->page == op) ? n : 0;
-		}
+		move_start(fl, r, start);
 		tp_resized(fl, fl->root, start);
 		return r;
 	}

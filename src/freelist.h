@@ -64,6 +64,16 @@ void fl_drop_last_node(struct mems_fl *fl, mems_id hole);
 /* Turn the first size bytes of hole into a PROCESS segment, splitting the
  * rest off as a hole.  Returns the segment, 0 with errno = ENOMEM. */
 mems_id fl_take(struct mems_fl *fl, mems_id hole, uint64_t size);
+/* Carve [at, at+size) out of hole (inside it), leaving holes around it.
+ * Returns the segment, 0 with errno = ENOMEM. */
+mems_id fl_take_at(struct mems_fl *fl, mems_id hole, uint64_t at, uint64_t size);
+/* Shrink PROCESS segment seg to size bytes (0 < size < its size); the tail
+ * becomes a hole, merged with the one after it.  Returns that hole, 0 with
+ * errno = ENOMEM (nothing changed). */
+mems_id fl_shrink(struct mems_fl *fl, mems_id seg, uint64_t size);
+/* Grow PROCESS segment seg in place to size bytes, out of the hole after
+ * it.  0, or -1 when that hole is missing or too small (nothing changed). */
+int fl_grow(struct mems_fl *fl, mems_id seg, uint64_t size);
 /* The PROCESS segment containing offset off, or 0.  Bounded work: a map
  * lookup plus a walk over the segments that start in off's page. */
 mems_id fl_find_process(const struct mems_fl *fl, uint64_t off);

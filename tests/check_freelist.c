@@ -203,6 +203,61 @@ START_TEST(random_operations_keep_every_invariant)
 }
 END_TEST
 
+/* Aligned allocation, shrink and grow in place, mixed with the rest. */
+START_TEST(aligned_shrink_grow_keep_every_invariant)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1ull << 32, PG), 0);
+	uint64_t live[400], seed = 777 + (uint64_t)_i;
+	int n = 0;
+	for (int op = 0; op < 8000; op++) {
+		uint64_t r = t_rand(&seed) % 100;
+		if (n < 400 && (n == 0 || r < 35)) {
+			uint64_t size = 1 + t_rand(&seed) % (r < 30 ? 300 : 3 * PG);
+			live[n++] = fl_malloc(&fl, size);
+		} else if (n < 400 && r < 50) {
+			uint64_t align = 16ull << (t_rand(&seed) % 10);   /* 16 .. 8192 */
+			uint64_t size = 1 + t_rand(&seed) % 2000;
+			mems_id h = fl_find_fit(&fl, size + align - 1);
+			if (!h)
+				h = fl_add_node(&fl, (size + align - 1 + PG - 1) / PG * PG);
+			uint64_t at = (fl_seg(&fl, h)->start + align - 1) / align * align;
+			mems_id sg = fl_take_at(&fl, h, at, size);
+			ck_assert_uint_ne(sg, 0);
+			ck_assert_uint_eq(fl_seg(&fl, sg)->start % align, 0);
+			live[n++] = at;
+		} else if (r < 65) {
+			mems_id sg = fl_find_process(&fl, live[t_rand(&seed) % (uint64_t)n]);
+			uint64_t sz = fl_seg(&fl, sg)->end - fl_seg(&fl, sg)->start;
+			if (sz > 1)
+				ck_assert_uint_ne(fl_shrink(&fl, sg, 1 + t_rand(&seed) % (sz - 1)), 0);
+		} else if (r < 80) {
+			mems_id sg = fl_find_process(&fl, live[t_rand(&seed) % (uint64_t)n]);
+			struct mems_seg *x = fl_seg(&fl, sg);
+			uint64_t want = x->end - x->start + 1 + t_rand(&seed) % 600;
+			mems_id nx = x->next;
+			int fits = nx && fl_seg(&fl, nx)->type == SEG_HOLE &&
+				   fl_seg(&fl, nx)->end >= x->start + want;
+			ck_assert_int_eq(fl_grow(&fl, sg, want), fits ? 0 : -1);
+			if (fits)
+				ck_assert_uint_eq(fl_seg(&fl, sg)->end - fl_seg(&fl, sg)->start, want);
+		} else {
+			int k = (int)(t_rand(&seed) % (uint64_t)n);
+			fl_free_at(&fl, live[k]);
+			live[k] = live[--n];
+		}
+		if (op % 250 == 0)
+			fl_check(&fl);
+	}
+	fl_check(&fl);
+	while (n)
+		fl_free_at(&fl, live[--n]);
+	fl_check(&fl);
+	ck_assert_uint_eq(fl.nholes, fl.nnodes);
+	fl_destroy(&fl);
+}
+END_TEST
+
 START_TEST(out_of_records_is_enomem_and_harmless)
 {
 	struct mems_fl fl;
@@ -231,6 +286,7 @@ Suite *freelist_suite(void)
 	tcase_add_test(tc, free_merges_both_sides_but_not_across_nodes);
 	tcase_add_test(tc, lookup_handles_many_segments_in_a_page_and_big_segments);
 	tcase_add_loop_test(tc, random_operations_keep_every_invariant, 0, 4);
+	tcase_add_loop_test(tc, aligned_shrink_grow_keep_every_invariant, 0, 4);
 	tcase_add_test(tc, out_of_records_is_enomem_and_harmless);
 	suite_add_tcase(s, tc);
 	return s;
