@@ -24,8 +24,8 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclu
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS   := -pthread
 
-SRCS     := src/mems.c src/freelist.c src/meta.c src/span.c src/pager.c \
-	    src/stats.c src/options.c src/diag.c
+SRCS     := src/mems.c src/ptr.c src/boot.c src/freelist.c src/meta.c src/span.c \
+	    src/pager.c src/stats.c src/options.c src/diag.c
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/*.h src/*.h)
 

@@ -138,6 +138,32 @@ MEMS_API int mems_stats_get(struct mems_stats *st);
  * length needed, writes at most len bytes including the terminating NUL). */
 MEMS_API int mems_stats_json(char *buf, size_t len);
 
+/* ------------------------------------------------------------------------
+ * Pointer API: real pointers, for code that wants malloc semantics
+ *
+ * The same free list: every block is a PROCESS segment and shows in the
+ * stats.  Blocks are 16-byte aligned and sized in multiples of 16.
+ * Errors are glibc's: NULL with errno = ENOMEM, EINVAL for a bad alignment.
+ * ---------------------------------------------------------------------- */
+
+/* size bytes (0 gives a minimal block), or NULL with errno = ENOMEM. */
+MEMS_API void *mems_ptr_malloc(size_t size);
+/* n * size zeroed bytes; NULL with errno = ENOMEM on overflow too. */
+MEMS_API void *mems_ptr_calloc(size_t n, size_t size);
+/* Resize, in place when the hole after the block allows.  realloc(NULL, n)
+ * is malloc(n); realloc(p, 0) frees p and returns NULL (as glibc). */
+MEMS_API void *mems_ptr_realloc(void *p, size_t size);
+/* size bytes aligned to align, a power of two; EINVAL otherwise. */
+MEMS_API void *mems_ptr_aligned(size_t align, size_t size);
+/* Free a block; NULL is a no-op; anything else that is not a block's start
+ * gets a one-line diagnostic and a count, as mems_free. */
+MEMS_API void mems_ptr_free(void *p);
+/* Bytes usable in the block starting at p (0 for NULL or a non-block). */
+MEMS_API size_t mems_ptr_usable_size(const void *p);
+/* The MeMS virtual address of a real pointer anywhere inside a block (the
+ * reverse of mems_get); NULL with errno = EFAULT otherwise. */
+MEMS_API void *mems_ptr_to_virtual(const void *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,4 +25,28 @@ struct mems_state {
 extern pthread_mutex_t mems_lock;
 extern struct mems_state mems_g;
 
+void mems_lock_take(void);
+void mems_lock_drop(void);
+/* This thread holds mems_lock (a call from libc inside our own). */
+int mems_lock_held(void);
+
+/* Under mems_lock: */
+int mems_init_locked(void);                     /* 0, or -1 with errno */
+/* Carve size bytes aligned to align out of the list: 0 and *off, or an
+ * errno value. */
+int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *off);
+void mems_free_locked(mems_id seg);
+int mems_shrink_locked(mems_id seg, uint64_t size);   /* 0, or -1 */
+int mems_grow_locked(mems_id seg, uint64_t size);     /* 0, or -1 */
+/* Why freeing span offset off is invalid (NULL when it is fine); *seg is
+ * the PROCESS segment containing off, if any. */
+const char *mems_classify_free(uint64_t off, mems_id *seg);
+
+/* Outside mems_lock, on a block just allocated: zero it if asked (sparing
+ * pages the pager will populate with zeros) and populate it in uffd-user
+ * mode.  0, or -1 with errno = ENOMEM (the block is freed). */
+int mems_block_ready(uint64_t off, uint64_t size, int zero);
+
+void mems_maybe_abort(void);
+
 #endif

@@ -34,6 +34,9 @@ _Static_assert(MEMS_PAGE_SIZE >= 4096 && MEMS_PAGE_SIZE % 4096 == 0,
 
 pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;
 struct mems_state mems_g;
+/* This thread holds mems_lock: a malloc that reaches MeMS now came from
+ * libc inside one of our own calls (see boot.c). */
+static __thread int lock_held __attribute__((tls_model("initial-exec")));
 /* The last initialisation failed: lazy initialisation (mems_malloc) does
  * not retry, and say so, on every call; mems_init() and mems_finish() do. */
 static int init_failed;
@@ -42,7 +45,24 @@ static int init_failed;
  * Errors
  * ------------------------------------------------------------------- */
 
-static void maybe_abort(void)
+void mems_lock_take(void)
+{
+	pthread_mutex_lock(&mems_lock);
+	lock_held = 1;
+}
+
+void mems_lock_drop(void)
+{
+	lock_held = 0;
+	pthread_mutex_unlock(&mems_lock);
+}
+
+int mems_lock_held(void)
+{
+	return lock_held;
+}
+
+void mems_maybe_abort(void)
 {
 	if (opt_int(OPT_ABORT_ON_ERROR)) {
 		mems_diag("MEMS_ABORT_ON_ERROR is set: aborting");
@@ -58,19 +78,19 @@ static void maybe_abort(void)
 
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&mems_lock);
+	mems_lock_take();
 }
 
 static void fork_parent(void)
 {
-	pthread_mutex_unlock(&mems_lock);
+	mems_lock_drop();
 }
 
 static void fork_child(void)
 {
 	if (mems_g.ready)
 		pager_fork_child(&mems_g.pg);
-	pthread_mutex_unlock(&mems_lock);
+	mems_lock_drop();
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -83,7 +103,7 @@ static void register_atfork(void)
  * Init and finish
  * ------------------------------------------------------------------- */
 
-static int init_locked(void)
+int mems_init_locked(void)
 {
 	if (mems_g.ready)
 		return 0;
@@ -137,10 +157,10 @@ fail:;
 
 int mems_try_init(void)
 {
-	pthread_mutex_lock(&mems_lock);
+	mems_lock_take();
 	init_failed = 0;
-	int rc = init_locked();
-	pthread_mutex_unlock(&mems_lock);
+	int rc = mems_init_locked();
+	mems_lock_drop();
 	return rc;
 }
 
@@ -151,7 +171,7 @@ void mems_init(void)
 
 void mems_finish(void)
 {
-	pthread_mutex_lock(&mems_lock);
+	mems_lock_take();
 	if (mems_g.ready) {
 		pager_stop(&mems_g.pg);
 		fl_destroy(&mems_g.fl);
@@ -159,153 +179,245 @@ void mems_finish(void)
 		memset(&mems_g, 0, sizeof mems_g);
 	}
 	init_failed = 0;
-	pthread_mutex_unlock(&mems_lock);
+	mems_lock_drop();
 }
 
 /* ---------------------------------------------------------------------
- * Allocation
+ * Allocation, shared by the seed API and the pointer API (ptr.c)
  * ------------------------------------------------------------------- */
 
-void *mems_malloc(size_t size)
+static uint64_t round_up(uint64_t x, uint64_t a)
 {
-	if (size == 0) {
-		mems_g.failed_allocs++;
-		errno = EINVAL;
-		return NULL;
-	}
-	pthread_mutex_lock(&mems_lock);
-	if (init_locked() != 0) {
-		pthread_mutex_unlock(&mems_lock);
-		errno = ENOMEM;
-		return NULL;
-	}
+	return (x + a - 1) / a * a;
+}
+
+int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp)
+{
 	struct mems_fl *fl = &mems_g.fl;
-	if (size > mems_g.span_size) {
-		pthread_mutex_unlock(&mems_lock);
-		mems_g.failed_allocs++;
-		mems_diag("mems_malloc(%zu): larger than the whole span (%" PRIu64 " bytes)",
-			  size, mems_g.span_size);
-		maybe_abort();
-		errno = ENOMEM;
-		return NULL;
-	}
+	uint64_t at = 0;
+
+	if (size > mems_g.span_size || align > mems_g.span_size)
+		return ENOMEM;
+	/* the lowest hole that fits; with alignment, one that fits once its
+	 * start is rounded up (searching for size + align - 1 finds one) */
 	mems_id h = fl_find_fit(fl, size);
+	if (h) {
+		at = round_up(fl_seg(fl, h)->start, align);
+		if (at + size > fl_seg(fl, h)->end)
+			h = fl_find_fit(fl, size + align - 1);
+		if (h)
+			at = round_up(fl_seg(fl, h)->start, align);
+	}
 	int grew = 0;
 	if (!h) {
-		uint64_t bytes = (size + MEMS_PAGE_SIZE - 1) / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
+		/* a new node of ceil(size / page) pages; node starts are page
+		 * aligned, so only larger alignments need more */
+		uint64_t need = size + (align > MEMS_PAGE_SIZE ? align - MEMS_PAGE_SIZE : 0);
+		uint64_t bytes = round_up(need, MEMS_PAGE_SIZE);
 		uint64_t off = fl->committed;
 		if (bytes > mems_g.span_size - off)
-			goto nomem;
+			return ENOMEM;
 		if (pager_commit(&mems_g.pg, off, bytes) != 0)
-			goto nomem;
+			return ENOMEM;
 		h = fl_add_node(fl, bytes);
 		if (!h) {
 			pager_uncommit(&mems_g.pg, off, bytes);
-			goto nomem;
+			return ENOMEM;
 		}
 		grew = 1;
+		at = round_up(off, align);
 	}
-	mems_id s = fl_take(fl, h, size);
+	mems_id s = fl_take_at(fl, h, at, size);
 	if (!s) {
 		if (grew) {
 			uint64_t off = fl_seg(fl, h)->start, bytes = fl_seg(fl, h)->end - off;
 			fl_drop_last_node(fl, h);
 			pager_uncommit(&mems_g.pg, off, bytes);
 		}
-		goto nomem;
+		return ENOMEM;
 	}
-	uint64_t off = fl_seg(fl, s)->start;
-	pager_mark_live(&mems_g.pg, off, size);
-	int prepopulate = mems_g.pg.mode == MEMS_PAGER_UFFD_USER;
-	pthread_mutex_unlock(&mems_lock);
+	pager_mark_live(&mems_g.pg, at, size);
+	*offp = at;
+	return 0;
+}
 
-	if (prepopulate && pager_populate(&mems_g.pg, off, size) != 0) {
-		int e = errno;
-		mems_diag("mems_malloc(%zu): cannot populate: %s", size, strerror(e));
-		mems_free((void *)(uintptr_t)(MEMS_VIRTUAL_BASE + off));
+/* Zero [off, off+size), skipping whole pages that are not resident: the
+ * pager will populate them with zeros. */
+static void zero_block(uint64_t off, uint64_t size)
+{
+	uint64_t ps = os_page_size(), end = off + size;
+	uint64_t lo = round_up(off, ps), hi = end / ps * ps;
+	char *base = mems_g.span;
+
+	if (lo >= hi) {
+		memset(base + off, 0, size);
+		return;
+	}
+	memset(base + off, 0, lo - off);
+	for (uint64_t p = lo; p < hi; p += ps)
+		if (!pager_page_fresh(&mems_g.pg, p / ps))
+			memset(base + p, 0, ps);
+	memset(base + hi, 0, end - hi);
+}
+
+int mems_block_ready(uint64_t off, uint64_t size, int zero)
+{
+	if (zero)
+		zero_block(off, size);
+	if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER && pager_populate(&mems_g.pg, off, size) != 0) {
+		mems_diag("cannot populate %" PRIu64 " bytes: %s", size, strerror(errno));
+		mems_lock_take();
+		mems_id s = fl_find_process(&mems_g.fl, off);
+		if (s)
+			mems_free_locked(s);
+		mems_lock_drop();
 		mems_g.failed_allocs++;
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+/* Give back every OS page wholly inside hole h, and forget it is live. */
+static void release_hole(mems_id h)
+{
+	uint64_t ps = os_page_size();
+	uint64_t lo = round_up(fl_seg(&mems_g.fl, h)->start, ps);
+	uint64_t hi = fl_seg(&mems_g.fl, h)->end / ps * ps;
+	if (lo < hi)
+		pager_release(&mems_g.pg, lo, hi - lo);
+}
+
+void mems_free_locked(mems_id s)
+{
+	/* the merged hole: the pages the segment shared with its neighbours
+	 * may be wholly free now */
+	release_hole(fl_free(&mems_g.fl, s));
+}
+
+int mems_shrink_locked(mems_id s, uint64_t size)
+{
+	mems_id h = fl_shrink(&mems_g.fl, s, size);
+	if (!h)
+		return -1;
+	release_hole(h);
+	return 0;
+}
+
+int mems_grow_locked(mems_id s, uint64_t size)
+{
+	uint64_t old_end = fl_seg(&mems_g.fl, s)->end;
+	if (fl_grow(&mems_g.fl, s, size) != 0)
+		return -1;
+	pager_mark_live(&mems_g.pg, old_end, fl_seg(&mems_g.fl, s)->end - old_end);
+	return 0;
+}
+
+const char *mems_classify_free(uint64_t off, mems_id *sp)
+{
+	*sp = 0;
+	if (!mems_g.ready)
+		return "MeMS is not initialised";
+	if (off >= mems_g.fl.committed)
+		return "not a MeMS address";
+	mems_id s = fl_find_process(&mems_g.fl, off);
+	if (!s)
+		return "not allocated (double free?)";
+	*sp = s;
+	if (fl_seg(&mems_g.fl, s)->start != off)
+		return "inside a segment, not its start";
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * The seed API
+ * ------------------------------------------------------------------- */
+
+void *mems_malloc(size_t size)
+{
+	uint64_t off;
+
+	if (size == 0) {
+		mems_g.failed_allocs++;
+		errno = EINVAL;
+		return NULL;
+	}
+	mems_lock_take();
+	if (mems_init_locked() != 0) {
+		mems_lock_drop();
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (size > mems_g.span_size) {
+		mems_lock_drop();
+		mems_g.failed_allocs++;
+		mems_diag("mems_malloc(%zu): larger than the whole span (%" PRIu64 " bytes)",
+			  size, mems_g.span_size);
+		mems_maybe_abort();
+		errno = ENOMEM;
+		return NULL;
+	}
+	int err = mems_alloc_locked(size, 1, &off);
+	mems_lock_drop();
+	if (err) {
+		mems_g.failed_allocs++;
+		errno = err;
+		return NULL;
+	}
+	if (mems_block_ready(off, size, 0) != 0)
+		return NULL;
 	return (void *)(uintptr_t)(MEMS_VIRTUAL_BASE + off);
-
-nomem:
-	pthread_mutex_unlock(&mems_lock);
-	mems_g.failed_allocs++;
-	errno = ENOMEM;
-	return NULL;
 }
 
 /* Offset of MeMS virtual address v, or UINT64_MAX when v is not one. */
 static uint64_t v_to_off(const void *v)
 {
 	uintptr_t a = (uintptr_t)v;
-	if (a < MEMS_VIRTUAL_BASE || a - MEMS_VIRTUAL_BASE >= mems_g.fl.committed)
-		return UINT64_MAX;
-	return a - MEMS_VIRTUAL_BASE;
+	return a < MEMS_VIRTUAL_BASE ? UINT64_MAX : a - MEMS_VIRTUAL_BASE;
 }
 
 void mems_free(void *v_ptr)
 {
+	mems_id s;
+
 	if (!v_ptr)
 		return;
-	pthread_mutex_lock(&mems_lock);
-	const char *why = NULL;
-	uint64_t off = mems_g.ready ? v_to_off(v_ptr) : UINT64_MAX;
-	mems_id s = off == UINT64_MAX ? 0 : fl_find_process(&mems_g.fl, off);
-	uint64_t seg_start = s ? fl_seg(&mems_g.fl, s)->start : 0;
-
-	if (!mems_g.ready)
-		why = "MeMS is not initialised";
-	else if (off == UINT64_MAX)
-		why = "not a MeMS address";
-	else if (!s)
-		why = "not allocated (double free?)";
-	else if (seg_start != off)
-		why = "inside a segment, not its start";
-	if (why) {
-		pthread_mutex_unlock(&mems_lock);
-		mems_g.invalid_frees++;
-		if (s)
-			mems_diag("mems_free(%" PRIuPTR "): invalid pointer: %s starting at %" PRIu64,
-				  (uintptr_t)v_ptr, why, MEMS_VIRTUAL_BASE + seg_start);
-		else
-			mems_diag("mems_free(%" PRIuPTR "): invalid pointer: %s",
-				  (uintptr_t)v_ptr, why);
-		maybe_abort();
+	mems_lock_take();
+	uint64_t off = v_to_off(v_ptr);
+	const char *why = mems_classify_free(off, &s);
+	if (!why) {
+		mems_free_locked(s);
+		mems_lock_drop();
 		return;
 	}
-
-	struct mems_fl *fl = &mems_g.fl;
-	mems_id h = fl_free(fl, s);
-	/* Give back every OS page wholly inside the merged hole: the pages the
-	 * freed segment shared with its neighbours, and any that fault-around
-	 * populated in the neighbouring holes. */
-	uint64_t ps = os_page_size();
-	uint64_t lo = (fl_seg(fl, h)->start + ps - 1) / ps * ps;
-	uint64_t hi = fl_seg(fl, h)->end / ps * ps;
-	if (lo < hi)
-		pager_release(&mems_g.pg, lo, hi - lo);
-	pthread_mutex_unlock(&mems_lock);
+	uint64_t seg_start = s ? fl_seg(&mems_g.fl, s)->start : 0;
+	mems_lock_drop();
+	mems_g.invalid_frees++;
+	if (s)
+		mems_diag("mems_free(%" PRIuPTR "): invalid pointer: %s starting at %" PRIu64,
+			  (uintptr_t)v_ptr, why, MEMS_VIRTUAL_BASE + seg_start);
+	else
+		mems_diag("mems_free(%" PRIuPTR "): invalid pointer: %s", (uintptr_t)v_ptr, why);
+	mems_maybe_abort();
 }
 
 void *mems_get(void *v_ptr)
 {
 	void *p = NULL;
 
-	pthread_mutex_lock(&mems_lock);
+	mems_lock_take();
 	if (mems_g.ready) {
 		uint64_t off = v_to_off(v_ptr);
-		if (off != UINT64_MAX && fl_find_process(&mems_g.fl, off))
+		if (off < mems_g.fl.committed && fl_find_process(&mems_g.fl, off))
 			p = mems_g.span + off;
 	}
-	pthread_mutex_unlock(&mems_lock);
+	mems_lock_drop();
 	if (!p) {
 		mems_g.invalid_gets++;
 		if (opt_int(OPT_ABORT_ON_ERROR))
 			mems_diag("mems_get(%" PRIuPTR "): not inside an allocated segment",
 				  (uintptr_t)v_ptr);
-		maybe_abort();
+		mems_maybe_abort();
 		errno = EFAULT;
 	}
 	return p;

@@ -92,20 +92,22 @@ const char *pager_mode_name(enum mems_pager_mode m)
  * Resident bitmap (pg->lock held)
  * ------------------------------------------------------------------- */
 
+/* Written under pg->lock; read without it by pager_page_fresh(), so the
+ * words are accessed atomically (relaxed: the lock orders the rest). */
 static int bit_get(const struct mems_pager *pg, uint64_t i)
 {
-	return (pg->resident[i / 64] >> (i % 64)) & 1;
+	return (__atomic_load_n(&pg->resident[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
 }
 
 static void bits_set(struct mems_pager *pg, uint64_t i, uint64_t n)
 {
 	for (; n; i++, n--)
-		pg->resident[i / 64] |= 1ull << (i % 64);
+		__atomic_fetch_or(&pg->resident[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED);
 }
 
 static void bit_clear(struct mems_pager *pg, uint64_t i)
 {
-	pg->resident[i / 64] &= ~(1ull << (i % 64));
+	__atomic_fetch_and(&pg->resident[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
 }
 
 static int live_get(const struct mems_pager *pg, uint64_t i)
@@ -538,7 +540,8 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	live_set(pg, lo, hi, 0);
 	pthread_mutex_lock(&pg->lock);
 	for (uint64_t i = lo; i < hi;) {
-		if (!(i % 64) && i + 64 <= hi && !pg->resident[i / 64]) {
+		if (!(i % 64) && i + 64 <= hi &&
+		    !__atomic_load_n(&pg->resident[i / 64], __ATOMIC_RELAXED)) {
 			i += 64;
 			continue;
 		}
@@ -559,6 +562,13 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	pg->touched -= freed;
 	pg->released += freed;
 	pthread_mutex_unlock(&pg->lock);
+}
+
+int pager_page_fresh(struct mems_pager *pg, uint64_t pi)
+{
+	/* A page wholly inside a live block is never released, so once seen
+	 * missing it can only be populated, with zeros. */
+	return uses_bitmap(pg) && !bit_get(pg, pi);
 }
 
 void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)

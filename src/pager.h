@@ -55,6 +55,9 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Populate every missing page over [off, off+len) now (user-mode-only
  * mode, where the kernel cannot fault them in for a system call). */
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* OS page pi is known not to be resident (it will read as zero when first
+ * touched).  Only meaningful for a page inside a live block. */
+int pager_page_fresh(struct mems_pager *pg, uint64_t pi);
 /* Resident pages of the committed span, and the event counters. */
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
 		    uint64_t *populated, uint64_t *released);

@@ -73,9 +73,9 @@ int mems_stats_get(struct mems_stats *st)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&mems_lock);
+	mems_lock_take();
 	fill(st);
-	pthread_mutex_unlock(&mems_lock);
+	mems_lock_drop();
 	return 0;
 }
 
@@ -116,7 +116,7 @@ void mems_print_stats(void)
 	struct mems_stats st;
 	struct sbuf b = { 0 };
 
-	pthread_mutex_lock(&mems_lock);
+	mems_lock_take();
 	fill(&st);
 	/* upper bound: a segment prints in at most 50 bytes, a node in 90 */
 	b.cap = 1024 + 64 * st.segments + 96 * st.main_nodes;
@@ -124,7 +124,7 @@ void mems_print_stats(void)
 	b.p = os_map_meta(b.cap);
 	if (b.p)
 		render(&b, &st);
-	pthread_mutex_unlock(&mems_lock);
+	mems_lock_drop();
 	if (!b.p) {
 		fprintf(stderr, "mems: mems_print_stats: out of memory\n");
 		return;

@@ -1,0 +1,217 @@
+/*
+ * ptr.c - the pointer API: malloc-style functions that hand out real
+ * pointers.
+ *
+ * A thin layer over the same free list as the seed API: every block is a
+ * PROCESS segment of the 2-D list and shows in the stats.  Sizes are
+ * rounded up to 16 bytes and blocks aligned to 16, so that blocks allocated
+ * here keep each other aligned; larger alignments are carved out of a hole
+ * with the padding before them left as a hole.
+ *
+ * realloc grows in place into the hole after a block when it can, shrinks
+ * in place always, and otherwise copies, outside the allocator lock.
+ * calloc zeroes only what may hold old data: pages the pager has not
+ * populated yet will be populated with zeros.
+ *
+ * A call that reaches here while this thread holds the allocator lock
+ * (libc allocating inside one of our own calls) is served from the
+ * bootstrap arena (boot.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "boot.h"
+#include "diag.h"
+#include "internal.h"
+#include "options.h"
+
+#define GRAIN 16u
+
+static uint64_t grain(size_t size)
+{
+	return size ? ((uint64_t)size + GRAIN - 1) / GRAIN * GRAIN : GRAIN;
+}
+
+/* The block is allocated and ready, or NULL with errno. */
+static void *alloc(size_t size, size_t align, int zero)
+{
+	uint64_t off;
+
+	if (mems_lock_held()) {
+		void *p = boot_alloc(size, align);
+		return p;
+	}
+	if (size > SIZE_MAX - GRAIN) {
+		mems_g.failed_allocs++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	mems_lock_take();
+	int err = mems_init_locked() != 0 ? ENOMEM
+					  : mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off);
+	mems_lock_drop();
+	if (err) {
+		mems_g.failed_allocs++;
+		errno = err;
+		return NULL;
+	}
+	if (mems_block_ready(off, grain(size), zero) != 0)
+		return NULL;
+	return mems_g.span + off;
+}
+
+void *mems_ptr_malloc(size_t size)
+{
+	return alloc(size, GRAIN, 0);
+}
+
+void *mems_ptr_calloc(size_t n, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		mems_g.failed_allocs++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return alloc(total, GRAIN, 1);
+}
+
+void *mems_ptr_aligned(size_t align, size_t size)
+{
+	if (align == 0 || (align & (align - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc(size, align, 0);
+}
+
+/* Span offset of real pointer p, or UINT64_MAX when p is outside the span. */
+static uint64_t p_to_off(const void *p)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)mems_g.span;
+	return mems_g.ready && a >= b && a - b < mems_g.span_size ? a - b : UINT64_MAX;
+}
+
+static void bad_free(const char *fn, const void *p, const char *why)
+{
+	mems_g.invalid_frees++;
+	mems_diag("%s(%p): invalid pointer: %s", fn, p, why);
+	mems_maybe_abort();
+}
+
+void mems_ptr_free(void *p)
+{
+	mems_id s;
+
+	if (!p || boot_owns(p))
+		return;
+	mems_lock_take();
+	const char *why = mems_classify_free(p_to_off(p), &s);
+	if (!why)
+		mems_free_locked(s);
+	mems_lock_drop();
+	if (why)
+		bad_free("free", p, why);
+}
+
+size_t mems_ptr_usable_size(const void *p)
+{
+	mems_id s;
+	size_t n = 0;
+
+	if (!p)
+		return 0;
+	if (boot_owns(p))
+		return boot_size(p);
+	mems_lock_take();
+	if (!mems_classify_free(p_to_off(p), &s))
+		n = fl_seg(&mems_g.fl, s)->end - fl_seg(&mems_g.fl, s)->start;
+	mems_lock_drop();
+	return n;
+}
+
+void *mems_ptr_realloc(void *p, size_t size)
+{
+	mems_id s;
+
+	if (!p)
+		return mems_ptr_malloc(size);
+	if (size == 0) {                 /* glibc: frees and returns NULL */
+		mems_ptr_free(p);
+		return NULL;
+	}
+	if (boot_owns(p)) {
+		void *q = mems_ptr_malloc(size);
+		if (q)
+			memcpy(q, p, boot_size(p) < size ? boot_size(p) : size);
+		return q;
+	}
+	if (mems_lock_held())
+		return boot_alloc(size, GRAIN);   /* unreachable in practice */
+	if (size > SIZE_MAX - GRAIN) {
+		mems_g.failed_allocs++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	uint64_t want = grain(size);
+	mems_lock_take();
+	uint64_t off = p_to_off(p);
+	const char *why = mems_classify_free(off, &s);
+	if (why) {
+		mems_lock_drop();
+		bad_free("realloc", p, why);
+		errno = EINVAL;
+		return NULL;
+	}
+	uint64_t have = fl_seg(&mems_g.fl, s)->end - off;
+	if (want <= have) {
+		if (want < have)
+			mems_shrink_locked(s, want);      /* on failure it just stays */
+		mems_lock_drop();
+		return p;
+	}
+	if (mems_grow_locked(s, want) == 0) {
+		mems_lock_drop();
+		if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER &&
+		    pager_populate(&mems_g.pg, off + have, want - have) != 0) {
+			/* the kernel is out of memory: give the growth back */
+			mems_lock_take();
+			mems_shrink_locked(s, have);
+			mems_lock_drop();
+			mems_g.failed_allocs++;
+			errno = ENOMEM;
+			return NULL;
+		}
+		return p;
+	}
+	uint64_t noff;
+	int err = mems_alloc_locked(want, GRAIN, &noff);
+	mems_lock_drop();
+	if (err) {
+		mems_g.failed_allocs++;
+		errno = err;
+		return NULL;
+	}
+	if (mems_block_ready(noff, want, 0) != 0)
+		return NULL;
+	memcpy(mems_g.span + noff, p, have);
+	mems_ptr_free(p);
+	return mems_g.span + noff;
+}
+
+void *mems_ptr_to_virtual(const void *p)
+{
+	uint64_t off = UINT64_MAX;
+
+	mems_lock_take();
+	uint64_t o = p_to_off(p);
+	if (o < mems_g.fl.committed && fl_find_process(&mems_g.fl, o))
+		off = o;
+	mems_lock_drop();
+	if (off == UINT64_MAX) {
+		errno = EFAULT;
+		return NULL;
+	}
+	return (void *)(uintptr_t)(MEMS_VIRTUAL_BASE + off);
+}
