@@ -31,6 +31,7 @@ HDRS     := $(wildcard include/*.h src/*.h)
 
 LIBA     := $(BUILD)/libmems.a
 LIBSO    := $(BUILD)/libmems.so.$(VERSION)
+PRELOAD  := $(BUILD)/libmems-preload.so
 
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_HELPERS := $(BUILD)/tests/user_helper
@@ -38,7 +39,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubun
 
 .PHONY: all deps demo check check-asan check-tsan warnings bench install clean
 
-all: $(LIBA) $(BUILD)/libmems.so
+all: $(LIBA) $(BUILD)/libmems.so $(PRELOAD)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -50,6 +51,14 @@ $(LIBA): $(OBJS)
 
 $(LIBSO): $(OBJS)
 	$(CC) -shared -Wl,-soname,libmems.so.$(SOMAJOR) -o $@ $^ $(LDLIBS)
+
+# the malloc family on MeMS, for LD_PRELOAD
+$(BUILD)/obj/preload.o: src/preload.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -fno-builtin -c -o $@ $<
+
+$(PRELOAD): $(OBJS) $(BUILD)/obj/preload.o
+	$(CC) -shared -Wl,-soname,libmems-preload.so -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libmems.so: $(LIBSO)
 	ln -sf libmems.so.$(VERSION) $(BUILD)/libmems.so.$(SOMAJOR)
@@ -125,7 +134,7 @@ install: all
 		include/mems.h > $(DESTDIR)$(PREFIX)/include/mems.h
 	chmod 644 $(DESTDIR)$(PREFIX)/include/mems.h
 	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBSO) $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libmems.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmems.so.$(SOMAJOR)
 	ln -sf libmems.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmems.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mems.pc.in \

@@ -39,6 +39,7 @@ static const struct opt_def {
 	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 256, 1, 512, NULL },
 	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL },
 	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL },
+	[OPT_STATS_ON_EXIT] = { "stats_on_exit", K_BOOL, 0, 0, 1, NULL },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -11,6 +11,7 @@ enum mems_opt {
 	OPT_FAULT_AROUND,     /* most pages populated per fault       (init) */
 	OPT_ABORT_ON_ERROR,   /* abort() on bad input                 (live) */
 	OPT_HANDLER_SPIN,     /* us the handler polls before sleeping (init) */
+	OPT_STATS_ON_EXIT,    /* print the stats to stderr at exit    (live) */
 	OPT_COUNT
 };
 

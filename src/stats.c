@@ -13,7 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "diag.h"
 #include "internal.h"
+#include "options.h"
 #include "span.h"
 
 struct sbuf {
@@ -111,25 +115,54 @@ static void render(struct sbuf *b, const struct mems_stats *st)
 	sb_printf(b, "-----------------------------\n");
 }
 
-void mems_print_stats(void)
+/* The stats block, rendered into a scratch mapping (os_unmap it, b->cap
+ * bytes), or b->p = NULL when out of memory. */
+static void render_block(struct sbuf *b)
 {
 	struct mems_stats st;
-	struct sbuf b = { 0 };
 
 	mems_lock_take();
 	fill(&st);
 	/* upper bound: a segment prints in at most 50 bytes, a node in 90 */
-	b.cap = 1024 + 64 * st.segments + 96 * st.main_nodes;
-	b.cap = (b.cap + os_page_size() - 1) / os_page_size() * os_page_size();
-	b.p = os_map_meta(b.cap);
-	if (b.p)
-		render(&b, &st);
+	b->len = 0;
+	b->cap = 1024 + 64 * st.segments + 96 * st.main_nodes;
+	b->cap = (b->cap + os_page_size() - 1) / os_page_size() * os_page_size();
+	b->p = os_map_meta(b->cap);
+	if (b->p)
+		render(b, &st);
 	mems_lock_drop();
+}
+
+void mems_print_stats(void)
+{
+	struct sbuf b;
+
+	render_block(&b);
 	if (!b.p) {
-		fprintf(stderr, "mems: mems_print_stats: out of memory\n");
+		mems_diag("mems_print_stats: out of memory");
 		return;
 	}
 	fwrite(b.p, 1, b.len, stdout);
+	os_unmap(b.p, b.cap);
+}
+
+/* MEMS_STATS_ON_EXIT=1: the block on stderr when the process exits, with
+ * write(2): stdio may be gone by now, and nothing here allocates. */
+__attribute__((destructor)) static void stats_on_exit(void)
+{
+	struct sbuf b;
+
+	if (!mems_g.ready || !opt_int(OPT_STATS_ON_EXIT))
+		return;
+	render_block(&b);
+	if (!b.p)
+		return;
+	for (size_t done = 0; done < b.len;) {
+		ssize_t w = write(STDERR_FILENO, b.p + done, b.len - done);
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
 	os_unmap(b.p, b.cap);
 }
 
