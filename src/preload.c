@@ -11,7 +11,8 @@
  * sizes give NULL with ENOMEM; posix_memalign returns EINVAL for an
  * alignment that is not a power of two multiple of sizeof(void *);
  * memalign and aligned_alloc round other alignments up to a power of two
- * and fail with EINVAL only beyond SIZE_MAX / 2 + 1.
+ * and fail with EINVAL only beyond SIZE_MAX / 2 + 1; pvalloc rounds the
+ * size up to whole pages (0 stays 0).
  *
  * The glibc-internal names (__libc_malloc and friends) are overridden
  * too, for code that calls them directly.  Everything else comes from the
@@ -103,13 +104,9 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
 	if (align % sizeof(void *) || (align & (align - 1)) || align == 0)
 		return EINVAL;
-	int saved = errno;
 	void *p = memalign(align, size);
-	if (!p) {
-		int e = errno;
-		errno = saved;
-		return e;
-	}
+	if (!p)
+		return errno;          /* and errno is set, as glibc leaves it */
 	*out = p;
 	return 0;
 }
@@ -126,7 +123,7 @@ EXPORT void *pvalloc(size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return memalign(ps, size ? (size + ps - 1) / ps * ps : ps);
+	return memalign(ps, (size + ps - 1) / ps * ps);
 }
 
 EXPORT size_t malloc_usable_size(void *p)

@@ -1,0 +1,115 @@
+/*
+ * preload_edge.c - the malloc family's edge cases, printed so that a plain
+ * run (glibc) and a run under libmems-preload.so can be compared line for
+ * line.  With --mems it instead checks that blocks come from MeMS.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void show(const char *what, void *p, size_t align, size_t want)
+{
+	int e = errno;
+	printf("%-34s %s errno=%-6s aligned=%d usable>=%d\n", what, p ? "ptr " : "NULL",
+	       e == 0 ? "0" : e == ENOMEM ? "ENOMEM" : e == EINVAL ? "EINVAL" : "other",
+	       p ? (int)((uintptr_t)p % align == 0) : -1,
+	       p ? (int)(malloc_usable_size(p) >= want) : -1);
+	errno = 0;
+}
+
+static void show_rc(const char *what, int rc, void *p, size_t align)
+{
+	printf("%-34s rc=%s errno=%d aligned=%d\n", what,
+	       rc == 0 ? "0" : rc == EINVAL ? "EINVAL" : rc == ENOMEM ? "ENOMEM" : "other",
+	       errno, rc == 0 ? (int)((uintptr_t)p % align == 0) : -1);
+	errno = 0;
+}
+
+static int edge(void)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+	void *p, *q;
+	int rc;
+	errno = 0;
+	show("malloc(0)", p = malloc(0), 16, 0); free(p);
+	show("malloc(1)", p = malloc(1), 16, 1); free(p);
+	show("malloc(SIZE_MAX)", malloc(SIZE_MAX), 1, 0);
+	show("malloc(PTRDIFF_MAX)", malloc(PTRDIFF_MAX), 1, 0);
+	show("malloc(1 << 60)", malloc((size_t)1 << 60), 1, 0);
+	free(NULL);
+	printf("free(NULL) errno=%d\n", errno);
+	show("calloc(0, 0)", p = calloc(0, 0), 16, 0); free(p);
+	show("calloc(SIZE_MAX / 2, 3)", calloc(SIZE_MAX / 2, 3), 1, 0);
+	show("calloc(1000, 1000)", p = calloc(1000, 1000), 16, 1000000);
+	int zero = 1;
+	for (size_t i = 0; i < 1000000; i++)
+		zero &= ((unsigned char *)p)[i] == 0;
+	printf("calloc zeroed: %d\n", zero);
+	free(p);
+	show("realloc(NULL, 10)", p = realloc(NULL, 10), 16, 10);
+	memcpy(p, "abcdefghi", 10);
+	show("realloc(p, 5000)", p = realloc(p, 5000), 16, 5000);
+	printf("realloc kept: %s\n", (char *)p);
+	show("realloc(p, SIZE_MAX)", q = realloc(p, SIZE_MAX), 1, 0);
+	printf("realloc failure kept: %s\n", (char *)p);
+	show("realloc(p, 0)", realloc(p, 0), 1, 0);
+	show("reallocarray(NULL, SIZE_MAX/2, 3)", reallocarray(NULL, SIZE_MAX / 2, 3), 1, 0);
+	show("reallocarray(NULL, 4, 8)", p = reallocarray(NULL, 4, 8), 16, 32); free(p);
+	rc = posix_memalign(&p, 3, 10); show_rc("posix_memalign(3)", rc, p, 1);
+	rc = posix_memalign(&p, 0, 10); show_rc("posix_memalign(0)", rc, p, 1);
+	rc = posix_memalign(&p, 12, 10); show_rc("posix_memalign(12)", rc, p, 1);
+	rc = posix_memalign(&p, 8, 10); show_rc("posix_memalign(8)", rc, p, 8); free(p);
+	rc = posix_memalign(&p, 4096, 10); show_rc("posix_memalign(4096)", rc, p, 4096); free(p);
+	rc = posix_memalign(&p, 1 << 20, 10); show_rc("posix_memalign(1 MiB)", rc, p, 1 << 20); free(p);
+	rc = posix_memalign(&p, 64, SIZE_MAX); show_rc("posix_memalign(64, SIZE_MAX)", rc, p, 1);
+	show("aligned_alloc(64, 100)", p = aligned_alloc(64, 100), 64, 100); free(p);
+	show("aligned_alloc(24, 100)", p = aligned_alloc(24, 100), 32, 100); free(p);
+	show("aligned_alloc(SIZE_MAX, 10)", aligned_alloc(SIZE_MAX, 10), 1, 0);
+	show("memalign(3, 10)", p = memalign(3, 10), 16, 10); free(p);
+	show("memalign(256, 10)", p = memalign(256, 10), 256, 10); free(p);
+	show("valloc(10)", p = valloc(10), ps, 10); free(p);
+	show("pvalloc(0)", p = pvalloc(0), ps, 0); free(p);
+	show("pvalloc(ps + 1)", p = pvalloc(ps + 1), ps, 2 * ps); free(p);
+	printf("malloc_usable_size(NULL) = %zu\n", malloc_usable_size(NULL));
+	errno = 1234;
+	p = malloc(100);
+	q = calloc(10, 10);
+	p = realloc(p, 10000);
+	free(q);
+	free(p);
+	printf("errno kept across successful calls: %d\n", errno);
+	return 0;
+}
+
+/* Under the preload, blocks of every kind are MeMS blocks. */
+static int mems_check(void)
+{
+	void *(*to_virtual)(const void *) = (void *(*)(const void *))dlsym(RTLD_DEFAULT,
+									      "mems_ptr_to_virtual");
+	if (!to_virtual) {
+		fprintf(stderr, "preload_edge: mems_ptr_to_virtual not found: not preloaded?\n");
+		return 1;
+	}
+	void *p;
+	void *blocks[] = { malloc(10), calloc(3, 7), realloc(NULL, 100), aligned_alloc(4096, 10),
+			   memalign(64, 3), valloc(1), (posix_memalign(&p, 256, 9), p), strdup("x") };
+	for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+		if (!to_virtual(blocks[i])) {
+			fprintf(stderr, "preload_edge: block %zu (%p) is not MeMS's\n", i, blocks[i]);
+			return 1;
+		}
+	printf("all blocks are MeMS blocks\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--mems"))
+		return mems_check();
+	return edge();
+}
