@@ -34,7 +34,8 @@ LIBSO    := $(BUILD)/libmems.so.$(VERSION)
 PRELOAD  := $(BUILD)/libmems-preload.so
 
 TEST_SRCS := $(wildcard tests/check_*.c)
-TEST_HELPERS := $(BUILD)/tests/user_helper
+TEST_HELPERS := $(BUILD)/tests/user_helper $(BUILD)/tests/preload_edge \
+	$(BUILD)/tests/preload_stress $(BUILD)/tests/preload_ctor $(BUILD)/tests/libpreload_dso.so
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
 .PHONY: all deps demo check check-asan check-tsan warnings bench install clean
@@ -92,8 +93,19 @@ $(BUILD)/tests/user_helper: tests/user_helper.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
+# Programs run under the preload library: plain builds, no MeMS linked in.
+$(BUILD)/tests/preload_%: tests/preload_%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-alloc-size-larger-than -Wno-use-after-free \
+		-pthread -o $@ $< -ldl
+
+$(BUILD)/tests/libpreload_dso.so: tests/preload_dso.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -shared -fPIC -o $@ $<
+
 check: deps
-	@$(MAKE) --no-print-directory $(BUILD)/tests/check_mems $(TEST_HELPERS) $(BUILD)/examples/example
+	@$(MAKE) --no-print-directory $(BUILD)/tests/check_mems $(TEST_HELPERS) \
+		$(BUILD)/examples/example $(PRELOAD)
 	@sh tests/install_test.sh
 	MEMS_TEST_BUILD=$(BUILD) $(BUILD)/tests/check_mems
 

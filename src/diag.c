@@ -4,6 +4,7 @@
  */
 #include "diag.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -22,4 +23,31 @@ void mems_diag(const char *fmt, ...)
 	line[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+const char *mems_strerror(int err)
+{
+	switch (err) {
+	case EPERM: return "Operation not permitted";
+	case ENOENT: return "No such file or directory";
+	case ESRCH: return "No such process";
+	case EINTR: return "Interrupted system call";
+	case EIO: return "Input/output error";
+	case ENXIO: return "No such device or address";
+	case EBADF: return "Bad file descriptor";
+	case EAGAIN: return "Resource temporarily unavailable";
+	case ENOMEM: return "Cannot allocate memory";
+	case EACCES: return "Permission denied";
+	case EFAULT: return "Bad address";
+	case EBUSY: return "Device or resource busy";
+	case EEXIST: return "File exists";
+	case ENODEV: return "No such device";
+	case EINVAL: return "Invalid argument";
+	case ENFILE: return "Too many open files in system";
+	case EMFILE: return "Too many open files";
+	case ENOSPC: return "No space left on device";
+	case ENOSYS: return "Function not implemented";
+	case EOPNOTSUPP: return "Operation not supported";
+	default: return "Unknown error";
+	}
 }

@@ -18,6 +18,7 @@ struct mems_state {
 	struct mems_fl fl;     /* under mems_lock */
 	struct mems_pager pg;
 	_Atomic uint64_t invalid_frees, invalid_gets, failed_allocs;
+	int stats_fd;          /* MEMS_STATS_ON_EXIT: a copy of stderr, or -1 */
 };
 
 /* The allocator lock: protects mems_g.ready, .span and .fl.  Taken before

@@ -20,7 +20,9 @@
  * argument as invalid; mems_print_stats() prints an empty list.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,7 +129,7 @@ int mems_init_locked(void)
 	mems_g.span = os_reserve(span);
 	if (!mems_g.span) {
 		int e = errno;
-		mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s", span, strerror(e));
+		mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s", span, mems_strerror(e));
 		init_failed = 1;
 		errno = e;
 		return -1;
@@ -143,6 +145,9 @@ int mems_init_locked(void)
 		mems_diag("no pager: %s", mems_g.pg.reason);
 		goto fail;
 	}
+	/* Programs often close stderr on their way out (gnulib's close_stdout
+	 * does), before destructors run: keep a copy for the report at exit. */
+	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
 	mems_g.ready = 1;
 	return 0;
 fail:;
@@ -173,6 +178,8 @@ void mems_finish(void)
 {
 	mems_lock_take();
 	if (mems_g.ready) {
+		if (mems_g.stats_fd >= 0)
+			close(mems_g.stats_fd);
 		pager_stop(&mems_g.pg);
 		fl_destroy(&mems_g.fl);
 		os_unmap(mems_g.span, mems_g.span_size);
@@ -265,7 +272,7 @@ int mems_block_ready(uint64_t off, uint64_t size, int zero)
 	if (zero)
 		zero_block(off, size);
 	if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER && pager_populate(&mems_g.pg, off, size) != 0) {
-		mems_diag("cannot populate %" PRIu64 " bytes: %s", size, strerror(errno));
+		mems_diag("cannot populate %" PRIu64 " bytes: %s", size, mems_strerror(errno));
 		mems_lock_take();
 		mems_id s = fl_find_process(&mems_g.fl, off);
 		if (s)
@@ -336,6 +343,7 @@ const char *mems_classify_free(uint64_t off, mems_id *sp)
 void *mems_malloc(size_t size)
 {
 	uint64_t off;
+	int saved = errno;
 
 	if (size == 0) {
 		mems_g.failed_allocs++;
@@ -366,6 +374,7 @@ void *mems_malloc(size_t size)
 	}
 	if (mems_block_ready(off, size, 0) != 0)
 		return NULL;
+	errno = saved;
 	return (void *)(uintptr_t)(MEMS_VIRTUAL_BASE + off);
 }
 

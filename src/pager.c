@@ -230,7 +230,7 @@ static void resolve(struct mems_pager *pg, uint64_t addr, int write)
 	if (err) {
 		if (!atomic_exchange(&pg->error_reported, 1))
 			mems_diag("pager: cannot populate page at %p: %s",
-				  (void *)(uintptr_t)addr, strerror(err));
+				  (void *)(uintptr_t)addr, mems_strerror(err));
 	}
 	/* the ioctl woke the faulting thread unless the page was there already
 	 * or it failed */
@@ -285,7 +285,7 @@ static void *handler_main(void *arg)
 
 	while ((got = read_faults(pg, msgs, sizeof msgs, after_batch)) != 0) {
 		if (got < 0) {
-			mems_diag("pager: reading faults: %s", strerror(errno));
+			mems_diag("pager: reading faults: %s", mems_strerror(errno));
 			return NULL;
 		}
 		pthread_mutex_lock(&pg->lock);
@@ -362,7 +362,7 @@ static void reason_add(struct mems_pager *pg, const char *what, int err)
 {
 	size_t l = strlen(pg->reason);
 	snprintf(pg->reason + l, sizeof pg->reason - l, "%s%s: %s",
-		 l ? "; " : "", what, err ? strerror(err) : "ok");
+		 l ? "; " : "", what, err ? mems_strerror(err) : "ok");
 }
 
 static int start_handler(struct mems_pager *pg)
@@ -485,7 +485,7 @@ void pager_stop(struct mems_pager *pg)
 	if (pg->running) {
 		uint64_t one = 1;
 		if (write(pg->evfd, &one, sizeof one) != sizeof one)
-			mems_diag("pager: cannot stop the handler: %s", strerror(errno));
+			mems_diag("pager: cannot stop the handler: %s", mems_strerror(errno));
 		pthread_join(pg->thread, NULL);
 		pg->running = 0;
 	}

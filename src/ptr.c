@@ -33,10 +33,11 @@ static uint64_t grain(size_t size)
 	return size ? ((uint64_t)size + GRAIN - 1) / GRAIN * GRAIN : GRAIN;
 }
 
-/* The block is allocated and ready, or NULL with errno. */
+/* The block is allocated and ready (errno as it was), or NULL with errno. */
 static void *alloc(size_t size, size_t align, int zero)
 {
 	uint64_t off;
+	int saved = errno;      /* initialisation tries things that fail */
 
 	if (mems_lock_held()) {
 		void *p = boot_alloc(size, align);
@@ -58,6 +59,7 @@ static void *alloc(size_t size, size_t align, int zero)
 	}
 	if (mems_block_ready(off, grain(size), zero) != 0)
 		return NULL;
+	errno = saved;
 	return mems_g.span + off;
 }
 
@@ -103,6 +105,7 @@ static void bad_free(const char *fn, const void *p, const char *why)
 void mems_ptr_free(void *p)
 {
 	mems_id s;
+	int saved = errno;      /* free never changes errno (POSIX 2024) */
 
 	if (!p || boot_owns(p))
 		return;
@@ -113,6 +116,7 @@ void mems_ptr_free(void *p)
 	mems_lock_drop();
 	if (why)
 		bad_free("free", p, why);
+	errno = saved;
 }
 
 size_t mems_ptr_usable_size(const void *p)
@@ -155,6 +159,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 		return NULL;
 	}
 	uint64_t want = grain(size);
+	int saved = errno;
 	mems_lock_take();
 	uint64_t off = p_to_off(p);
 	const char *why = mems_classify_free(off, &s);
@@ -169,6 +174,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 		if (want < have)
 			mems_shrink_locked(s, want);      /* on failure it just stays */
 		mems_lock_drop();
+		errno = saved;
 		return p;
 	}
 	if (mems_grow_locked(s, want) == 0) {
@@ -183,6 +189,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 			errno = ENOMEM;
 			return NULL;
 		}
+		errno = saved;
 		return p;
 	}
 	uint64_t noff;
@@ -197,6 +204,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 		return NULL;
 	memcpy(mems_g.span + noff, p, have);
 	mems_ptr_free(p);
+	errno = saved;
 	return mems_g.span + noff;
 }
 

@@ -147,18 +147,19 @@ void mems_print_stats(void)
 }
 
 /* MEMS_STATS_ON_EXIT=1: the block on stderr when the process exits, with
- * write(2): stdio may be gone by now, and nothing here allocates. */
+ * write(2) to the copy of stderr taken at initialisation: stdio, and fd 2
+ * itself, may be gone by now, and nothing here allocates. */
 __attribute__((destructor)) static void stats_on_exit(void)
 {
 	struct sbuf b;
 
-	if (!mems_g.ready || !opt_int(OPT_STATS_ON_EXIT))
+	if (!mems_g.ready || mems_g.stats_fd < 0)
 		return;
 	render_block(&b);
 	if (!b.p)
 		return;
 	for (size_t done = 0; done < b.len;) {
-		ssize_t w = write(STDERR_FILENO, b.p + done, b.len - done);
+		ssize_t w = write(mems_g.stats_fd, b.p + done, b.len - done);
 		if (w <= 0)
 			break;
 		done += (size_t)w;

@@ -14,6 +14,7 @@ int main(void)
 	srunner_add_suite(sr, api_suite());
 	srunner_add_suite(sr, scenario_suite());
 	srunner_add_suite(sr, ptr_suite());
+	srunner_add_suite(sr, preload_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -33,7 +33,7 @@ static void show_rc(const char *what, int rc, void *p, size_t align)
 static int edge(void)
 {
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-	void *p, *q;
+	void *p = NULL, *q;
 	int rc;
 	errno = 0;
 	show("malloc(0)", p = malloc(0), 16, 0); free(p);
@@ -95,7 +95,7 @@ static int mems_check(void)
 		fprintf(stderr, "preload_edge: mems_ptr_to_virtual not found: not preloaded?\n");
 		return 1;
 	}
-	void *p;
+	void *p = NULL;
 	void *blocks[] = { malloc(10), calloc(3, 7), realloc(NULL, 100), aligned_alloc(4096, 10),
 			   memalign(64, 3), valloc(1), (posix_memalign(&p, 256, 9), p), strdup("x") };
 	for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)

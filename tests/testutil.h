@@ -24,6 +24,7 @@ Suite *stats_suite(void);
 Suite *api_suite(void);
 Suite *scenario_suite(void);
 Suite *ptr_suite(void);
+Suite *preload_suite(void);
 
 #define V(x) ((void *)(uintptr_t)(x))
 #define U(p) ((uintptr_t)(p))

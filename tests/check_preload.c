@@ -1,0 +1,293 @@
+/*
+ * check_preload.c - libmems-preload.so under real programs.
+ *
+ * Each program runs twice, plainly (glibc) and under the preload library
+ * with MEMS_STATS_ON_EXIT=1, from fresh directories; its exit status and
+ * standard output must be identical, and so must its standard error once
+ * the stats blocks are taken out.  Every process of the preloaded run must
+ * have printed a block with mapped pages: the heap really was on MeMS.
+ * The same runs are repeated as an ordinary user (setpriv to nobody), where
+ * the pager is user-mode-only userfaultfd and system calls read into fresh
+ * heap memory.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+static char work[] = "/tmp/mems-real-XXXXXX";
+static char preload[600];
+static char build[512];
+
+static void write_file(const char *name, const char *text)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/%s", work, name);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, 0644);
+}
+
+static void sh(const char *cmd)
+{
+	ck_assert_msg(system(cmd) == 0, "%s", cmd);
+}
+
+static void copy_to_work(const char *from, const char *name, mode_t mode)
+{
+	char cmd[1600];
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s/%s' && chmod %o '%s/%s'", from, work, name,
+		 (unsigned)mode, work, name);
+	sh(cmd);
+}
+
+/* Everything the programs read, made once; readable by nobody. */
+static void setup(void)
+{
+	const char *b = getenv("MEMS_TEST_BUILD");
+	snprintf(build, sizeof build, "%s", b ? b : "build");
+	ck_assert_ptr_nonnull(mkdtemp(work));
+	chmod(work, 0777);
+	char from[700];
+	snprintf(from, sizeof from, "%s/libmems-preload.so", build);
+	copy_to_work(from, "libmems-preload.so", 0755);
+	snprintf(preload, sizeof preload, "%s/libmems-preload.so", work);
+	static const char *const progs[] = { "preload_edge", "preload_stress", "preload_ctor",
+					     "libpreload_dso.so" };
+	for (int i = 0; i < 4; i++) {
+		snprintf(from, sizeof from, "%s/tests/%s", build, progs[i]);
+		copy_to_work(from, progs[i], 0755);
+	}
+	char cmd[1200];
+	/* 400,000 lines of text, about 12 MB */
+	snprintf(cmd, sizeof cmd, "cd %s && awk 'BEGIN { s = 7; for (i = 0; i < 400000; i++) "
+		 "{ s = (s * 1103515245 + 12345) %% 2147483648; "
+		 "printf \"%%d line %%d %%s\\n\", s %% 100000, i, substr(\"abcdefghijklmnopqrstuvwxyz\", s %% 26 + 1) } }' "
+		 "> big.txt && chmod 644 big.txt", work);
+	sh(cmd);
+	snprintf(cmd, sizeof cmd, "cd %s && awk 'BEGIN { printf \"[\"; for (i = 0; i < 100000; i++) "
+		 "printf \"%%s{\\\"k\\\":\\\"key%%d\\\",\\\"v\\\":%%d,\\\"t\\\":[%%d,%%d]}\", i ? \",\" : \"\", i, i * 7 %% 1000, i, i %% 3; "
+		 "print \"]\" }' > data.json && chmod 644 data.json", work);
+	sh(cmd);
+	write_file("build.py",
+		"import hashlib\n"
+		"lists = [bytes([i % 251]) * (600 + i % 900) for i in range(250000)]\n"
+		"d = {('key%d' % i): [i, str(i) * 8, float(i) / 3] for i in range(300000)}\n"
+		"d2 = {k: v for k, v in d.items() if v[0] % 3}\n"
+		"h = hashlib.sha256()\n"
+		"for b in lists[::97]: h.update(b)\n"
+		"print(len(lists), sum(map(len, lists)), len(d), len(d2), h.hexdigest())\n"
+		"del lists\n"
+		"print(sum(v[0] for v in d.values()))\n");
+	write_file("rows.sql",
+		"CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, grp INTEGER, val REAL);\n"
+		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)\n"
+		"INSERT INTO t SELECT x, 'name' || x, x % 97, x * 1.5 FROM c;\n"
+		"CREATE INDEX t_grp ON t(grp, val);\n"
+		"SELECT grp, count(*), sum(val), min(name) FROM t WHERE grp BETWEEN 10 AND 14 GROUP BY grp;\n"
+		"SELECT count(*) FROM t WHERE name LIKE 'name9%';\n");
+	write_file("prog.c",
+		"#include <stdio.h>\n#include <stdlib.h>\n"
+		"static int cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }\n"
+		"int main(void) { int n = 200000, *v = malloc(n * sizeof *v); long s = 0;\n"
+		"  for (int i = 0; i < n; i++) v[i] = (i * 7919) % 100003;\n"
+		"  qsort(v, n, sizeof *v, cmp); for (int i = 0; i < n; i += 1000) s += v[i];\n"
+		"  printf(\"%ld\\n\", s); free(v); return 0; }\n");
+	snprintf(cmd, sizeof cmd, "chmod -R a+rX %s", work);
+	sh(cmd);
+}
+
+static void teardown(void)
+{
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", work);
+}
+
+struct result {
+	int status;
+	char *out, *err;
+};
+
+static char *slurp(int fd)
+{
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *buf = calloc(1, (size_t)len + 1);
+	ck_assert_int_eq(pread(fd, buf, (size_t)len, 0), len);
+	close(fd);
+	return buf;
+}
+
+/* Run cmd with sh in a fresh directory under work. */
+static struct result run(const char *cmd, int use_preload, int nobody)
+{
+	char dir[700];
+	snprintf(dir, sizeof dir, "%s/run-XXXXXX", work);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	chmod(dir, 0777);
+	int out = memfd_create("out", 0), err = memfd_create("err", 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (chdir(dir) != 0)
+			_exit(125);
+		dup2(out, 1);
+		dup2(err, 2);
+		setenv("HOME", dir, 1);
+		setenv("WORK", work, 1);
+		setenv("LC_ALL", "C", 1);
+		setenv("TZ", "UTC", 1);
+		setenv("PYTHONHASHSEED", "0", 1);
+		setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1);
+		unsetenv("MEMS_PAGER");
+		unsetenv("LD_PRELOAD");
+		/* setpriv itself runs plainly: it changes per-thread credentials,
+		 * which a process with the pager's thread cannot (README) */
+		const char *env = use_preload ? "LD_PRELOAD" : "MEMS_NO_PRELOAD";
+		char *const argv_nobody[] = { "setpriv", "--reuid=nobody", "--regid=nogroup",
+			"--clear-groups", "--", "/usr/bin/env", (char *)env, preload,
+			"MEMS_STATS_ON_EXIT=1", "/bin/sh", "-c", (char *)cmd, NULL };
+		if (nobody && geteuid() == 0) {
+			char assign[700];
+			snprintf(assign, sizeof assign, "%s=%s", env, preload);
+			char *const argv[] = { argv_nobody[0], argv_nobody[1], argv_nobody[2],
+				argv_nobody[3], argv_nobody[4], argv_nobody[5], assign,
+				argv_nobody[8], argv_nobody[9], argv_nobody[10], argv_nobody[11], NULL };
+			execv("/usr/bin/setpriv", argv);
+			_exit(127);
+		}
+		if (use_preload) {
+			setenv("LD_PRELOAD", preload, 1);
+			setenv("MEMS_STATS_ON_EXIT", "1", 1);
+		}
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	struct result r;
+	ck_assert_int_eq(waitpid(pid, &r.status, 0), pid);
+	r.out = slurp(out);
+	r.err = slurp(err);
+	return r;
+}
+
+/* Take the stats blocks out of s; returns how many there were, and checks
+ * each shows a heap (mapped pages) and the expected pager mode. */
+static int strip_stats(char *s, const char *mode)
+{
+	const char *head = "----- MeMS SYSTEM STATS -----\n";
+	const char *rule = "\n-----------------------------\n";
+	int blocks = 0;
+	char *b;
+	while ((b = strstr(s, head))) {
+		char *e = strstr(b, rule);
+		ck_assert_ptr_nonnull(e);
+		e += strlen(rule);
+		char *mapped = strstr(b, "Pages mapped:\t");
+		ck_assert_msg(mapped && mapped < e && strtoul(mapped + 14, NULL, 10) > 0,
+			      "a process ran without a MeMS heap");
+		char want[64];
+		snprintf(want, sizeof want, "Pager:\t%s (", mode);
+		char *pager = strstr(b, want);
+		ck_assert_msg(pager && pager < e, "pager mode is not %s", mode);
+		memmove(b, e, strlen(e) + 1);
+		blocks++;
+	}
+	return blocks;
+}
+
+/* cmd gives the same results plainly and on MeMS; min_procs processes
+ * (at least) ran on MeMS. */
+static void same(const char *cmd, int min_procs, int nobody)
+{
+	struct result a = run(cmd, 0, nobody), b = run(cmd, 1, nobody);
+	ck_assert_msg(WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0,
+		      "plain run of %s: status %#x\n%s", cmd, a.status, a.err);
+	ck_assert_msg(a.status == b.status, "%s: status %#x plainly, %#x on MeMS\n%s", cmd,
+		      a.status, b.status, b.err);
+	ck_assert_msg(!strcmp(a.out, b.out), "%s: output differs:\n--- plain\n%.2000s\n--- MeMS\n%.2000s",
+		      cmd, a.out, b.out);
+	int procs = strip_stats(b.err, nobody && geteuid() == 0 ? "uffd-user" : "uffd");
+	ck_assert_msg(!strcmp(a.err, b.err), "%s: stderr differs:\n--- plain\n%s\n--- MeMS\n%s",
+		      cmd, a.err, b.err);
+	ck_assert_msg(procs >= min_procs, "%s: %d processes on MeMS, expected %d", cmd, procs,
+		      min_procs);
+	ck_assert_msg(strlen(a.out) > 0, "%s printed nothing", cmd);
+	free(a.out); free(a.err); free(b.out); free(b.err);
+}
+
+static const struct { const char *name, *cmd; int procs; } progs[] = {
+	{ "edge cases", "$WORK/preload_edge", 1 },
+	{ "constructors and dlopen", "$WORK/preload_ctor $WORK/libpreload_dso.so", 1 },
+	{ "threads, fork, exec", "$WORK/preload_stress", 1 },
+	{ "python3", "/usr/bin/python3 $WORK/build.py", 1 },
+	{ "perl", "perl -e 'my %h; $h{\"k$_\"} = \"v\" x ($_ % 50) for 1..200000; "
+		  "my $t = 0; $t += length for values %h; my @k = sort keys %h; "
+		  "print scalar(@k), \" $t $k[0] $k[-1]\\n\"'", 1 },
+	{ "sqlite3", "sqlite3 db.sqlite < $WORK/rows.sql", 1 },
+	{ "gcc", "gcc -O2 -o prog $WORK/prog.c && ./prog", 3 },
+	{ "git", "git init -q r && cd r && for i in 1 2 3 4 5; do seq 1 $((i * 2000)) > f$i; "
+		 "git add f$i && GIT_AUTHOR_DATE='2020-01-01T00:00:00Z' GIT_COMMITTER_DATE='2020-01-01T00:00:00Z' "
+		 "git -c user.name=t -c user.email=t@e -c commit.gpgsign=false commit -q -m c$i; done && "
+		 "git log --format='%H %s' && git gc -q && git count-objects -v | grep -v size", 5 },
+	{ "sort", "sort -k2 $WORK/big.txt | cksum && sort -n -S 8M $WORK/big.txt | tail -3", 2 },
+	{ "xz -T2", "xz -T2 -c $WORK/big.txt > big.xz && cksum < big.xz && xz -T2 -dc big.xz | cksum", 2 },
+	{ "jq", "jq -c '[.[] | select(.v % 3 == 0) | .k] | length' $WORK/data.json && "
+		"jq -c 'map(.t[1]) | group_by(.) | map(length)' $WORK/data.json", 2 },
+	{ "awk", "awk '{ c[$1 % 1000]++; n += length($0) } END { for (k in c) m++; print m, n, NR }' "
+		 "$WORK/big.txt", 1 },
+};
+
+START_TEST(real_program_as_root)
+{
+	same(progs[_i].cmd, progs[_i].procs, 0);
+}
+END_TEST
+
+START_TEST(real_program_as_ordinary_user)
+{
+	same(progs[_i].cmd, progs[_i].procs, 1);
+}
+END_TEST
+
+START_TEST(stats_on_exit_goes_to_stderr)
+{
+	struct result r = run("$WORK/preload_ctor $WORK/libpreload_dso.so", 1, 0);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_null(strstr(r.out, "MeMS SYSTEM STATS"));
+	ck_assert_ptr_nonnull(strstr(r.err, "----- MeMS SYSTEM STATS -----\nMAIN["));
+	ck_assert_ptr_nonnull(strstr(r.err, "Pager:\tuffd (MEMS_PAGER=auto; userfaultfd(2): ok)\n"));
+	free(r.out); free(r.err);
+	struct result q = run("MEMS_STATS_ON_EXIT=0 $WORK/preload_ctor $WORK/libpreload_dso.so", 1, 0);
+	ck_assert_str_eq(q.err, "");
+	free(q.out); free(q.err);
+}
+END_TEST
+
+START_TEST(blocks_really_are_mems_blocks)
+{
+	struct result r = run("$WORK/preload_edge --mems", 1, 0);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	ck_assert_str_eq(r.out, "all blocks are MeMS blocks\n");
+	free(r.out); free(r.err);
+}
+END_TEST
+
+Suite *preload_suite(void)
+{
+	Suite *s = suite_create("preload");
+	TCase *tc = tcase_create("preload");
+	tcase_set_timeout(tc, 240);
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
+	tcase_add_test(tc, blocks_really_are_mems_blocks);
+	int n = (int)(sizeof progs / sizeof progs[0]);
+	tcase_add_loop_test(tc, real_program_as_root, 0, n);
+	tcase_add_loop_test(tc, real_program_as_ordinary_user, 0, n);
+	suite_add_tcase(s, tc);
+	return s;
+}
