@@ -276,12 +276,21 @@ static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t 
 	}
 }
 
+static __thread int in_handler __attribute__((tls_model("initial-exec")));
+
+int pager_in_handler(void)
+{
+	return in_handler;
+}
+
 static void *handler_main(void *arg)
 {
 	struct mems_pager *pg = arg;
 	struct uffd_msg msgs[64];
 	ssize_t got;
 	int after_batch = 0;
+
+	in_handler = 1;
 
 	while ((got = read_faults(pg, msgs, sizeof msgs, after_batch)) != 0) {
 		if (got < 0) {

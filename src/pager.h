@@ -67,4 +67,7 @@ void pager_fork_child(struct mems_pager *pg);
 
 const char *pager_mode_name(enum mems_pager_mode m);
 
+/* The calling thread is the fault handler (which must never allocate). */
+int pager_in_handler(void);
+
 #endif

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "boot.h"
@@ -39,10 +40,13 @@ static void *alloc(size_t size, size_t align, int zero)
 	uint64_t off;
 	int saved = errno;      /* initialisation tries things that fail */
 
-	if (mems_lock_held()) {
-		void *p = boot_alloc(size, align);
-		return p;
+	if (pager_in_handler()) {
+		/* a fault that needed the handler would wait for itself */
+		mems_diag("the fault handler thread called malloc: aborting");
+		abort();
 	}
+	if (mems_lock_held())
+		return boot_alloc(size, align);
 	if (size > SIZE_MAX - GRAIN) {
 		mems_g.failed_allocs++;
 		errno = ENOMEM;

@@ -13,7 +13,8 @@ ko() { fail=$((fail + 1)); echo "install: FAIL: $*"; }
 # a plain build of its own, whatever build the caller's make is doing
 unset MAKEFLAGS MFLAGS MAKELEVEL CFLAGS EXTRA_CFLAGS BUILD
 make -s -C "$top" install BUILD="$tmp/build" PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make install"; }
-for f in include/mems.h lib/libmems.a lib/libmems.so lib/libmems.so.0 lib/pkgconfig/mems.pc; do
+for f in include/mems.h lib/libmems.a lib/libmems.so lib/libmems.so.0 lib/pkgconfig/mems.pc \
+	 lib/libmems-preload.so; do
 	[ -e "$tmp/prefix/$f" ] && ok || ko "missing $f"
 done
 soname=$(readelf -d "$tmp/prefix/lib/libmems.so" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
@@ -45,6 +46,12 @@ calls=$(nm -u "$lib/libmems.a" | grep -wE 'malloc|calloc|realloc|free|reallocarr
 exported=$(nm -D --defined-only "$lib/libmems.so" | awk '{print $3}' | sort | tr '\n' ' ')
 declared=$(sed -n 's/^MEMS_API [^(]*[ *]\([a-z_]*\)(.*/\1/p' "$top/include/mems.h" | sort | tr '\n' ' ')
 [ "$exported" = "$declared" ] && ok || ko "libmems.so exports '$exported', mems.h declares '$declared'"
+# the installed preload library runs a program's heap on MeMS
+out=$(LD_PRELOAD="$lib/libmems-preload.so" MEMS_STATS_ON_EXIT=1 ls -d / 2>&1)
+echo "$out" | grep -q '^/$' && echo "$out" | grep -q '^Pager:	uffd' && ok || ko "preload: $out"
+pexports=$(nm -D --defined-only "$lib/libmems-preload.so" | awk '{print $3}' | grep -v '^mems_' | sort | tr '\n' ' ')
+want="__libc_calloc __libc_free __libc_malloc __libc_memalign __libc_pvalloc __libc_realloc __libc_valloc __posix_memalign aligned_alloc calloc cfree free malloc malloc_trim malloc_usable_size mallopt memalign posix_memalign pvalloc realloc reallocarray valloc "
+[ "$pexports" = "$want" ] && ok || ko "preload exports '$pexports'"
 grep -q '^#define MEMS_PAGE_SIZE 4096$' "$tmp/prefix/include/mems.h" && ok || ko "installed page size"
 echo "install: $pass passed, $fail failed"
 [ "$fail" = 0 ]

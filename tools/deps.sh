@@ -1,10 +1,16 @@
 #!/bin/sh
 # Install the Debian packages MeMS builds and tests with when they are
 # missing, and say so.  Nothing is installed when everything is present.
+#   libraries: check, liburing-dev (and pkg-config to find them)
+#   the programs the test suite runs on MeMS: python3, perl, sqlite3, git,
+#   xz-utils, jq, mawk, and setpriv (util-linux) for the ordinary-user runs
 need=""
 pkg-config --exists check 2>/dev/null || need="$need check"
 [ -f /usr/include/liburing.h ] || need="$need liburing-dev"
-command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+for pair in pkg-config:pkg-config python3:python3 perl:perl sqlite3:sqlite3 git:git \
+	    xz:xz-utils jq:jq awk:mawk setpriv:util-linux; do
+	[ -x "/usr/bin/${pair%%:*}" ] || need="$need ${pair#*:}"
+done
 [ -z "$need" ] && exit 0
 echo "mems: installing missing Debian packages:$need"
 if [ "$(id -u)" = 0 ]; then
