@@ -141,8 +141,19 @@ $(BUILD)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) -lm
 
-bench: $(BUILD)/bench/bench_core
+# plain programs, run under the preload library by bench_real
+$(BUILD)/bench/churn: bench/churn.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -o $@ $<
+
+$(BUILD)/bench/bench_real: bench/bench_real.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o $@ $<
+
+bench: deps $(BUILD)/bench/bench_core $(BUILD)/bench/churn $(BUILD)/bench/bench_real $(PRELOAD)
 	$(BUILD)/bench/bench_core
+	@echo
+	$(BUILD)/bench/bench_real $(BUILD)
 
 # ---------------------------------------------------------------- install
 
