@@ -96,12 +96,11 @@ $(BUILD)/tests/user_helper: tests/user_helper.c $(LIBA)
 # Programs run under the preload library: plain builds, no MeMS linked in.
 $(BUILD)/tests/preload_%: tests/preload_%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-alloc-size-larger-than -Wno-use-after-free \
-		-pthread -o $@ $< -ldl
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -pthread -o $@ $< -ldl
 
 $(BUILD)/tests/libpreload_dso.so: tests/preload_dso.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -shared -fPIC -o $@ $<
+	$(CC) -std=gnu11 -O2 -Wall -Wextra $(EXTRA_CFLAGS) -shared -fPIC -o $@ $<
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/check_mems $(TEST_HELPERS) \
@@ -130,8 +129,11 @@ warnings: deps
 	@for cc in gcc clang; do \
 		echo "== $$cc -Wall -Wextra -Werror =="; \
 		$(MAKE) --no-print-directory -s BUILD=build-$$cc CC=$$cc EXTRA_CFLAGS=-Werror \
-			build-$$cc/libmems.so build-$$cc/tests/check_mems build-$$cc/tests/user_helper \
+			build-$$cc/libmems.so build-$$cc/libmems-preload.so build-$$cc/tests/check_mems \
+			build-$$cc/tests/user_helper build-$$cc/tests/preload_edge build-$$cc/tests/preload_stress \
+			build-$$cc/tests/preload_ctor build-$$cc/tests/libpreload_dso.so \
 			build-$$cc/examples/example build-$$cc/examples/sparse build-$$cc/bench/bench_core \
+			build-$$cc/bench/churn build-$$cc/bench/bench_real \
 			|| exit 1; \
 	done
 
@@ -144,11 +146,11 @@ $(BUILD)/bench/%: bench/%.c $(LIBA)
 # plain programs, run under the preload library by bench_real
 $(BUILD)/bench/churn: bench/churn.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -o $@ $<
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -o $@ $<
 
 $(BUILD)/bench/bench_real: bench/bench_real.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -o $@ $<
 
 bench: deps $(BUILD)/bench/bench_core $(BUILD)/bench/churn $(BUILD)/bench/bench_real $(PRELOAD)
 	$(BUILD)/bench/bench_core

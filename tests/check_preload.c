@@ -146,25 +146,20 @@ static struct result run(const char *cmd, int use_preload, int nobody)
 		setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1);
 		unsetenv("MEMS_PAGER");
 		unsetenv("LD_PRELOAD");
-		/* setpriv itself runs plainly: it changes per-thread credentials,
-		 * which a process with the pager's thread cannot (README) */
-		const char *env = use_preload ? "LD_PRELOAD" : "MEMS_NO_PRELOAD";
-		char *const argv_nobody[] = { "setpriv", "--reuid=nobody", "--regid=nogroup",
-			"--clear-groups", "--", "/usr/bin/env", (char *)env, preload,
-			"MEMS_STATS_ON_EXIT=1", "/bin/sh", "-c", (char *)cmd, NULL };
+		char assign[700];
+		snprintf(assign, sizeof assign, "%s=%s", use_preload ? "LD_PRELOAD" : "PLAIN_RUN",
+			 preload);
 		if (nobody && geteuid() == 0) {
-			char assign[700];
-			snprintf(assign, sizeof assign, "%s=%s", env, preload);
-			char *const argv[] = { argv_nobody[0], argv_nobody[1], argv_nobody[2],
-				argv_nobody[3], argv_nobody[4], argv_nobody[5], assign,
-				argv_nobody[8], argv_nobody[9], argv_nobody[10], argv_nobody[11], NULL };
-			execv("/usr/bin/setpriv", argv);
+			/* setpriv itself runs plainly: it changes per-thread
+			 * credentials, which a process with the pager's thread
+			 * cannot (README, Limits); env preloads what it runs */
+			execl("/usr/bin/setpriv", "setpriv", "--reuid=nobody", "--regid=nogroup",
+			      "--clear-groups", "--", "/usr/bin/env", assign, "MEMS_STATS_ON_EXIT=1",
+			      "/bin/sh", "-c", cmd, (char *)NULL);
 			_exit(127);
 		}
-		if (use_preload) {
-			setenv("LD_PRELOAD", preload, 1);
-			setenv("MEMS_STATS_ON_EXIT", "1", 1);
-		}
+		putenv(assign);
+		setenv("MEMS_STATS_ON_EXIT", "1", 1);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}

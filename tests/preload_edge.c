@@ -3,6 +3,15 @@
  * run (glibc) and a run under libmems-preload.so can be compared line for
  * line.  With --mems it instead checks that blocks come from MeMS.
  */
+/* the point is to make the calls compilers warn about */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wnon-power-of-two-alignment"
+#pragma clang diagnostic ignored "-Wbuiltin-assume-aligned-alignment"
+#else
+#pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#endif
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
