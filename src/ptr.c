@@ -15,7 +15,8 @@
  *
  * A call that reaches here while this thread holds the allocator lock
  * (libc allocating inside one of our own calls) is served from the
- * bootstrap arena (boot.c).
+ * bootstrap arena (boot.c); frees and lookups then work on the list
+ * without taking the lock again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -92,6 +93,24 @@ void *mems_ptr_aligned(size_t align, size_t size)
 	return alloc(size, align, 0);
 }
 
+/* Take the allocator lock unless this thread holds it already: libc may
+ * free or resize what it allocated earlier while we are inside one of our
+ * own calls (creating the handler thread); the free list is consistent at
+ * those points.  Returns whether it took the lock. */
+static int lock(void)
+{
+	if (mems_lock_held())
+		return 0;
+	mems_lock_take();
+	return 1;
+}
+
+static void unlock(int took)
+{
+	if (took)
+		mems_lock_drop();
+}
+
 /* Span offset of real pointer p, or UINT64_MAX when p is outside the span. */
 static uint64_t p_to_off(const void *p)
 {
@@ -113,11 +132,11 @@ void mems_ptr_free(void *p)
 
 	if (!p || boot_owns(p))
 		return;
-	mems_lock_take();
+	int took = lock();
 	const char *why = mems_classify_free(p_to_off(p), &s);
 	if (!why)
 		mems_free_locked(s);
-	mems_lock_drop();
+	unlock(took);
 	if (why)
 		bad_free("free", p, why);
 	errno = saved;
@@ -132,10 +151,10 @@ size_t mems_ptr_usable_size(const void *p)
 		return 0;
 	if (boot_owns(p))
 		return boot_size(p);
-	mems_lock_take();
+	int took = lock();
 	if (!mems_classify_free(p_to_off(p), &s))
 		n = fl_seg(&mems_g.fl, s)->end - fl_seg(&mems_g.fl, s)->start;
-	mems_lock_drop();
+	unlock(took);
 	return n;
 }
 
@@ -155,8 +174,17 @@ void *mems_ptr_realloc(void *p, size_t size)
 			memcpy(q, p, boot_size(p) < size ? boot_size(p) : size);
 		return q;
 	}
-	if (mems_lock_held())
-		return boot_alloc(size, GRAIN);   /* unreachable in practice */
+	if (mems_lock_held()) {
+		/* libc resizing from inside one of our calls: move the block to
+		 * the bootstrap arena */
+		size_t have = mems_ptr_usable_size(p);
+		void *q = boot_alloc(size, GRAIN);
+		if (q) {
+			memcpy(q, p, have < size ? have : size);
+			mems_ptr_free(p);
+		}
+		return q;
+	}
 	if (size > SIZE_MAX - GRAIN) {
 		mems_g.failed_allocs++;
 		errno = ENOMEM;
@@ -216,11 +244,11 @@ void *mems_ptr_to_virtual(const void *p)
 {
 	uint64_t off = UINT64_MAX;
 
-	mems_lock_take();
+	int took = lock();
 	uint64_t o = p_to_off(p);
 	if (o < mems_g.fl.committed && fl_find_process(&mems_g.fl, o))
 		off = o;
-	mems_lock_drop();
+	unlock(took);
 	if (off == UINT64_MAX) {
 		errno = EFAULT;
 		return NULL;

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "testutil.h"
+#include "boot.h"
 
 static const char *const modes[] = { "uffd", "uffd-user", "kernel" };
 
@@ -198,6 +199,42 @@ START_TEST(syscalls_read_into_fresh_blocks)
 }
 END_TEST
 
+/* What libc does when it allocates, frees or resizes from inside one of
+ * our calls (pthread_create under the allocator lock). */
+START_TEST(calls_made_under_our_own_lock_do_not_deadlock)
+{
+	setup_mode(0);
+	char *a = mems_ptr_malloc(100), *b = mems_ptr_malloc(200);
+	memset(a, 'a', 100);
+	memset(b, 'b', 200);
+	mems_lock_take();
+	char *boot = mems_ptr_malloc(50);
+	ck_assert(boot_owns(boot));
+	char *z = mems_ptr_calloc(10, 10);
+	ck_assert(boot_owns(z));
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(z[i], 0);
+	ck_assert_uint_eq(mems_ptr_usable_size(a), 112);
+	mems_ptr_free(a);                                /* a MeMS block */
+	char *moved = mems_ptr_realloc(b, 300);          /* into the arena */
+	ck_assert(boot_owns(moved));
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(moved[i], 'b');
+	mems_lock_drop();
+	ck_assert_uint_eq(mems_ptr_usable_size(a), 0);   /* both freed */
+	ck_assert_uint_eq(mems_ptr_usable_size(b), 0);
+	ck_assert_uint_eq(t_stats().process_segments, 0);
+	/* arena blocks outlive the lock: usable, resizable into MeMS, freeable */
+	char *back = mems_ptr_realloc(moved, 1000);
+	ck_assert(!boot_owns(back));
+	ck_assert_int_eq(back[199], 'b');
+	mems_ptr_free(back);
+	mems_ptr_free(boot);
+	mems_ptr_free(z);
+	ck_assert_uint_eq(t_stats().invalid_frees, 0);
+}
+END_TEST
+
 static void *ptr_worker(void *arg)
 {
 	uint64_t seed = (uintptr_t)arg * 7919 + 3;
@@ -261,6 +298,7 @@ Suite *ptr_suite(void)
 	tcase_add_loop_test(tc, realloc_grows_in_place_moves_and_shrinks, 0, 3);
 	tcase_add_loop_test(tc, aligned_allocation, 0, 3);
 	tcase_add_test(tc, bad_frees_are_reported_and_harmless);
+	tcase_add_test(tc, calls_made_under_our_own_lock_do_not_deadlock);
 	tcase_add_loop_test(tc, syscalls_read_into_fresh_blocks, 0, 3);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("threads");
