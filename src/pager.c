@@ -374,6 +374,20 @@ static void reason_add(struct mems_pager *pg, const char *what, int err)
 		 l ? "; " : "", what, err ? mems_strerror(err) : "ok");
 }
 
+static void stop_handler(struct mems_pager *pg)
+{
+	uint64_t one = 1;
+	if (write(pg->evfd, &one, sizeof one) != sizeof one)
+		mems_diag("pager: cannot stop the handler: %s", mems_strerror(errno));
+	pthread_join(pg->thread, NULL);
+	pg->running = 0;
+	close(pg->evfd);
+	pg->evfd = -1;
+}
+
+/* The handler thread first, then the registration: once the span is
+ * registered a fault must find a handler, and creating the thread may run
+ * libc code (under LD_PRELOAD, our own malloc among it). */
 static int start_handler(struct mems_pager *pg)
 {
 	struct uffdio_register reg = {
@@ -383,16 +397,9 @@ static int start_handler(struct mems_pager *pg)
 	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) |
 			(1ull << _UFFDIO_WAKE);
 
-	if (ioctl(pg->uffd, UFFDIO_REGISTER, &reg) != 0)
-		return -1;
-	if ((reg.ioctls & need) != need) {
-		errno = ENOTSUP;
-		return -1;
-	}
 	pg->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pg->evfd < 0)
 		return -1;
-
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -405,6 +412,16 @@ static int start_handler(struct mems_pager *pg)
 		return -1;
 	}
 	pg->running = 1;
+	int e = 0;
+	if (ioctl(pg->uffd, UFFDIO_REGISTER, &reg) != 0)
+		e = errno;
+	else if ((reg.ioctls & need) != need)
+		e = ENOTSUP;
+	if (e) {
+		stop_handler(pg);
+		errno = e;
+		return -1;
+	}
 	return 0;
 }
 
@@ -491,13 +508,8 @@ fail:;
 
 void pager_stop(struct mems_pager *pg)
 {
-	if (pg->running) {
-		uint64_t one = 1;
-		if (write(pg->evfd, &one, sizeof one) != sizeof one)
-			mems_diag("pager: cannot stop the handler: %s", mems_strerror(errno));
-		pthread_join(pg->thread, NULL);
-		pg->running = 0;
-	}
+	if (pg->running)
+		stop_handler(pg);
 	if (pg->evfd >= 0)
 		close(pg->evfd);
 	if (pg->uffd >= 0)
