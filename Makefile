@@ -25,7 +25,7 @@ LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS   := -pthread
 
 SRCS     := src/mems.c src/ptr.c src/boot.c src/freelist.c src/meta.c src/span.c \
-	    src/pager.c src/stats.c src/options.c src/diag.c
+	    src/pager.c src/trace.c src/stats.c src/options.c src/diag.c
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/*.h src/*.h)
 
@@ -40,7 +40,13 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubun
 
 .PHONY: all deps demo check check-asan check-tsan warnings bench install clean
 
-all: $(LIBA) $(BUILD)/libmems.so $(PRELOAD)
+TRACE_TOOL := $(BUILD)/tools/mems-trace
+
+all: $(LIBA) $(BUILD)/libmems.so $(PRELOAD) $(TRACE_TOOL)
+
+$(TRACE_TOOL): tools/mems-trace.c src/trace.h include/mems.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -160,7 +166,8 @@ bench: deps $(BUILD)/bench/bench_core $(BUILD)/bench/churn $(BUILD)/bench/bench_
 # ---------------------------------------------------------------- install
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(TRACE_TOOL) $(DESTDIR)$(PREFIX)/bin/
 	sed 's/^#define MEMS_PAGE_SIZE 4096$$/#define MEMS_PAGE_SIZE $(MEMS_PAGE_SIZE)/' \
 		include/mems.h > $(DESTDIR)$(PREFIX)/include/mems.h
 	chmod 644 $(DESTDIR)$(PREFIX)/include/mems.h

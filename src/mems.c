@@ -30,6 +30,8 @@
 #include "internal.h"
 #include "options.h"
 #include "span.h"
+#define MEMS_LIBRARY 1
+#include "trace.h"
 
 _Static_assert(MEMS_PAGE_SIZE >= 4096 && MEMS_PAGE_SIZE % 4096 == 0,
 	       "MEMS_PAGE_SIZE must be a multiple of 4096 (and of the OS page size)");
@@ -90,6 +92,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	trace_fork_child();
 	if (mems_g.ready)
 		pager_fork_child(&mems_g.pg);
 	mems_lock_drop();
@@ -145,6 +148,11 @@ int mems_init_locked(void)
 		mems_diag("no pager: %s", mems_g.pg.reason);
 		goto fail;
 	}
+	char trace[1024];
+	opt_str(OPT_TRACE, trace, sizeof trace);
+	if (trace[0] && mems_g.pg.mode != MEMS_PAGER_KERNEL &&
+	    trace_start(trace, (uint64_t)(uintptr_t)mems_g.span, mems_g.pg.thread_ids) != 0)
+		mems_diag("MEMS_TRACE=%s: tracing is off", trace);
 	/* Programs often close stderr on their way out (gnulib's close_stdout
 	 * does), before destructors run: keep a copy for the report at exit. */
 	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
@@ -181,6 +189,7 @@ void mems_finish(void)
 		if (mems_g.stats_fd >= 0)
 			close(mems_g.stats_fd);
 		pager_stop(&mems_g.pg);
+		trace_stop();
 		fl_destroy(&mems_g.fl);
 		os_unmap(mems_g.span, mems_g.span_size);
 		memset(&mems_g, 0, sizeof mems_g);

@@ -24,7 +24,7 @@
 #include "diag.h"
 #include "mems.h"
 
-enum kind { K_SIZE, K_INT, K_BOOL, K_CHOICE };
+enum kind { K_SIZE, K_INT, K_BOOL, K_CHOICE, K_STRING };
 
 static const char *const pager_choices[] = { "auto", "uffd", "uffd-user", "kernel", NULL };
 
@@ -40,10 +40,13 @@ static const struct opt_def {
 	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL },
 	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL },
 	[OPT_STATS_ON_EXIT] = { "stats_on_exit", K_BOOL, 0, 0, 1, NULL },
+	[OPT_TRACE] = { "trace", K_STRING, 0, 0, 0, NULL },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t env_value[OPT_COUNT], api_value[OPT_COUNT];
+#define STR_MAX 1024
+static char env_str[OPT_COUNT][STR_MAX], api_str[OPT_COUNT][STR_MAX];
 static int api_set[OPT_COUNT];
 static atomic_int loaded;
 
@@ -126,6 +129,9 @@ static const char *expected(const struct opt_def *d, char *buf, size_t len)
 	case K_BOOL:
 		snprintf(buf, len, "a boolean (1/0, yes/no, true/false, on/off)");
 		break;
+	case K_STRING:
+		snprintf(buf, len, "at most %d characters", STR_MAX - 1);
+		break;
 	case K_CHOICE: {
 		size_t n = (size_t)snprintf(buf, len, "one of");
 		for (int i = 0; d->choices[i] && n < len; i++)
@@ -139,6 +145,8 @@ static const char *expected(const struct opt_def *d, char *buf, size_t len)
 
 static int render(const struct opt_def *d, int64_t v, char *buf, size_t len)
 {
+	if (d->kind == K_STRING)
+		return snprintf(buf, len, "%s", v ? api_str[d - defs] : env_str[d - defs]);
 	if (d->kind == K_CHOICE)
 		return snprintf(buf, len, "%s", d->choices[v]);
 	if (d->kind == K_SIZE) {
@@ -160,6 +168,7 @@ static int parse(const struct opt_def *d, const char *who, const char *s,
 {
 	int rc;
 	switch (d->kind) {
+	case K_STRING: *out = 0; rc = strlen(s) < STR_MAX ? 0 : -1; break;
 	case K_SIZE: rc = parse_size(s, out); break;
 	case K_INT: rc = parse_int(s, out); break;
 	case K_BOOL: rc = parse_bool(s, out); break;
@@ -207,6 +216,8 @@ void opts_load(void)
 		if (s && parse(&defs[i], var, s, &v, then) != 0)
 			v = defs[i].def;
 		env_value[i] = v;
+		if (defs[i].kind == K_STRING)
+			snprintf(env_str[i], STR_MAX, "%s", s && strlen(s) < STR_MAX ? s : "");
 	}
 	atomic_store(&loaded, 1);
 	pthread_mutex_unlock(&opt_lock);
@@ -220,6 +231,15 @@ int64_t opt_int(enum mems_opt o)
 	int64_t v = api_set[o] ? api_value[o] : env_value[o];
 	pthread_mutex_unlock(&opt_lock);
 	return v;
+}
+
+void opt_str(enum mems_opt o, char *buf, size_t len)
+{
+	if (!atomic_load(&loaded))
+		opts_load();
+	pthread_mutex_lock(&opt_lock);
+	snprintf(buf, len, "%s", api_set[o] ? api_str[o] : env_str[o]);
+	pthread_mutex_unlock(&opt_lock);
 }
 
 const char *opt_choice(enum mems_opt o)
@@ -248,6 +268,10 @@ int mems_option_set(const char *name, const char *value)
 	pthread_mutex_lock(&opt_lock);
 	api_value[i] = v;
 	api_set[i] = 1;
+	if (defs[i].kind == K_STRING) {
+		snprintf(api_str[i], STR_MAX, "%s", value);
+		api_value[i] = 1;           /* render() reads the API's string */
+	}
 	pthread_mutex_unlock(&opt_lock);
 	return 0;
 }

@@ -3,6 +3,7 @@
  */
 #ifndef MEMS_OPTIONS_H
 #define MEMS_OPTIONS_H
+#include <stddef.h>
 #include <stdint.h>
 
 enum mems_opt {
@@ -11,7 +12,8 @@ enum mems_opt {
 	OPT_FAULT_AROUND,     /* most pages populated per fault       (init) */
 	OPT_ABORT_ON_ERROR,   /* abort() on bad input                 (live) */
 	OPT_HANDLER_SPIN,     /* us the handler polls before sleeping (init) */
-	OPT_STATS_ON_EXIT,    /* print the stats to stderr at exit    (live) */
+	OPT_STATS_ON_EXIT,    /* print the stats to stderr at exit    (init) */
+	OPT_TRACE,            /* trace file ("" for none)             (init) */
 	OPT_COUNT
 };
 
@@ -20,5 +22,7 @@ void opts_load(void);
 int64_t opt_int(enum mems_opt o);
 /* The text of an enum option's value. */
 const char *opt_choice(enum mems_opt o);
+/* The text of a string option. */
+void opt_str(enum mems_opt o, char *buf, size_t len);
 
 #endif

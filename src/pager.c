@@ -68,6 +68,8 @@
 
 #include "diag.h"
 #include "span.h"
+#define MEMS_LIBRARY 1
+#include "trace.h"
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -211,7 +213,8 @@ static void stream_advance(struct mems_pager *pg, uint64_t pi, uint64_t end)
 			pg->streams[i].end = end;
 }
 
-static void resolve(struct mems_pager *pg, uint64_t addr, int write)
+static void resolve(struct mems_pager *pg, uint64_t addr, int write, uint32_t tid,
+		    uint64_t t_read)
 {
 	uint64_t pi = (addr - (uint64_t)(uintptr_t)pg->base) / pg->ps;
 	uint64_t lim = atomic_load(&pg->committed) / pg->ps;
@@ -227,6 +230,10 @@ static void resolve(struct mems_pager *pg, uint64_t addr, int write)
 		n++;
 	stream_advance(pg, pi, pi + n);
 	int err = populate_run(pg, pi, n, write);
+	if (trace_active() && !err)
+		trace_event(t_read, write ? TRACE_WRITE : TRACE_READ, pi * pg->ps, (uint32_t)n,
+			    tid, (uint32_t)(trace_now() - t_read), pg->touched,
+			    atomic_load(&pg->committed) / pg->ps);
 	if (err) {
 		if (!atomic_exchange(&pg->error_reported, 1))
 			mems_diag("pager: cannot populate page at %p: %s",
@@ -297,12 +304,14 @@ static void *handler_main(void *arg)
 			mems_diag("pager: reading faults: %s", mems_strerror(errno));
 			return NULL;
 		}
+		uint64_t t_read = trace_active() ? trace_now() : 0;
 		pthread_mutex_lock(&pg->lock);
 		for (size_t i = 0; i < (size_t)got / sizeof msgs[0]; i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			resolve(pg, msgs[i].arg.pagefault.address,
-				(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+				(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
+				pg->thread_ids ? msgs[i].arg.pagefault.feat.ptid : 0, t_read);
 		}
 		pthread_mutex_unlock(&pg->lock);
 		after_batch = 1;
@@ -334,7 +343,7 @@ static int uffd_dev(void)
 
 /* UFFDIO_API can be called once per descriptor: probe what the kernel
  * offers on a throw-away one, then ask for what we want on the real one. */
-static int uffd_handshake(int fd, int probe_fd)
+static int uffd_handshake(int fd, int probe_fd, int *thread_ids)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	uint64_t want = UFFD_FEATURE_THREAD_ID;
@@ -347,17 +356,19 @@ static int uffd_handshake(int fd, int probe_fd)
 		close(probe_fd);
 	}
 	struct uffdio_api real = { .api = UFFD_API, .features = want };
-	return ioctl(fd, UFFDIO_API, &real);
+	int rc = ioctl(fd, UFFDIO_API, &real);
+	*thread_ids = rc == 0 && (real.features & UFFD_FEATURE_THREAD_ID);
+	return rc;
 }
 
-static int try_open(int kind, int *fdp)
+static int try_open(int kind, int *fdp, int *thread_ids)
 {
 	/* kind: 0 syscall full, 1 /dev/userfaultfd, 2 user-mode-only */
 	int fd = kind == 1 ? uffd_dev() : uffd_syscall(kind == 2);
 	if (fd < 0)
 		return -1;
 	int probe = kind == 1 ? uffd_dev() : uffd_syscall(kind == 2);
-	if (uffd_handshake(fd, probe) != 0) {
+	if (uffd_handshake(fd, probe, thread_ids) != 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -465,7 +476,7 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 	}
 	for (int i = lo; i < hi; i++) {
 		int fd;
-		if (try_open(ways[i].kind, &fd) != 0) {
+		if (try_open(ways[i].kind, &fd, &pg->thread_ids) != 0) {
 			reason_add(pg, ways[i].what, errno);
 			continue;
 		}
@@ -577,6 +588,9 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 			for (uint64_t k = i; k < j; k++)
 				bit_clear(pg, k);
 			freed += j - i;
+			if (trace_active())
+				trace_event(trace_now(), TRACE_RELEASE, i * pg->ps, (uint32_t)(j - i), 0, 0,
+					    pg->touched - freed, atomic_load(&pg->committed) / pg->ps);
 		}
 		i = j;
 	}

@@ -21,6 +21,7 @@ struct mems_pager {
 	_Atomic uint64_t committed;/* bytes: the handler populates below this */
 	_Atomic uint32_t window;   /* fault-around maximum, pages */
 	uint64_t spin_ns;          /* read on this long after a batch */
+	int thread_ids;            /* faults carry the faulting thread's id */
 	struct { uint64_t end; uint32_t win; } streams[4]; /* handler only */
 	unsigned next_stream;
 	/* Protected by lock: the resident bitmap and the populate/release
