@@ -82,12 +82,19 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-demo: deps $(BUILD)/examples/example $(BUILD)/examples/sparse
+demo: deps $(BUILD)/examples/example $(BUILD)/examples/sparse $(TRACE_TOOL) $(PRELOAD)
 	@echo "== examples/example.c: the assignment's example =="
 	$(BUILD)/examples/example
 	@echo
 	@echo "== examples/sparse.c: a large allocation touched sparsely =="
 	$(BUILD)/examples/sparse
+	@echo
+	@echo "== mems-trace: where and when sparse.c's heap faults =="
+	$(TRACE_TOOL) --no-preload -o $(BUILD)/demo.trc --svg $(BUILD)/demo-trace.svg \
+		--json $(BUILD)/demo-trace.json -- $(BUILD)/examples/sparse > /dev/null
+	$(TRACE_TOOL) report $(BUILD)/demo.trc
+	@echo
+	@echo "heatmap: $(BUILD)/demo-trace.svg; Perfetto/chrome://tracing: $(BUILD)/demo-trace.json"
 
 # ---------------------------------------------------------------- tests
 
@@ -110,18 +117,18 @@ $(BUILD)/tests/libpreload_dso.so: tests/preload_dso.c
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/check_mems $(TEST_HELPERS) \
-		$(BUILD)/examples/example $(PRELOAD)
+		$(BUILD)/examples/example $(BUILD)/examples/sparse $(PRELOAD) $(TRACE_TOOL)
 	@sh tests/install_test.sh
-	MEMS_TEST_BUILD=$(BUILD) $(if $(MEMS_EXCLUDE_SUITES),MEMS_EXCLUDE_SUITES=$(MEMS_EXCLUDE_SUITES)) \
-		$(if $(CK_RUN_SUITE),CK_RUN_SUITE=$(CK_RUN_SUITE)) $(BUILD)/tests/check_mems
+	MEMS_TEST_BUILD=$(BUILD) $(if $(MEMS_EXCLUDE_SUITES),MEMS_EXCLUDE_SUITES="$(MEMS_EXCLUDE_SUITES)") \
+		$(if $(MEMS_SUITES),MEMS_SUITES="$(MEMS_SUITES)") $(BUILD)/tests/check_mems
 
 # The suite under ASan + UBSan.  An ASan-built preload library cannot be
 # preloaded into programs built without ASan (and ASan's own malloc would
-# win), so the preload suite runs there with the library under UBSan only.
+# win), so the suites that preload it run with the library under UBSan only.
 check-asan: deps
-	@$(MAKE) --no-print-directory check BUILD=build-asan MEMS_EXCLUDE_SUITES=preload \
+	@$(MAKE) --no-print-directory check BUILD=build-asan MEMS_EXCLUDE_SUITES="preload trace" \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
-	@$(MAKE) --no-print-directory check BUILD=build-ubsan CK_RUN_SUITE=preload \
+	@$(MAKE) --no-print-directory check BUILD=build-ubsan MEMS_SUITES="preload trace" \
 		CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined"
 
 check-tsan: deps

@@ -1,13 +1,14 @@
 /*
  * check_main.c - runs every suite.  CK_RUN_SUITE / CK_RUN_CASE select, as
- * Check does; MEMS_EXCLUDE_SUITES="a b" leaves suites out (the sanitizer
- * builds use it: see the Makefile).
+ * Check does; MEMS_SUITES="a b" runs only those suites and
+ * MEMS_EXCLUDE_SUITES="a b" leaves suites out (the sanitizer builds use
+ * them: see the Makefile).
  */
 #include "testutil.h"
 
-static int excluded(const char *name)
+static int listed(const char *var, const char *name)
 {
-	const char *ex = getenv("MEMS_EXCLUDE_SUITES");
+	const char *ex = getenv(var);
 	size_t n = strlen(name);
 	for (const char *p = ex; p && (p = strstr(p, name)); p += n)
 		if ((p == ex || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
@@ -23,10 +24,12 @@ int main(void)
 		{ "pager", pager_suite }, { "stats", stats_suite },
 		{ "api", api_suite }, { "scenario", scenario_suite },
 		{ "ptr", ptr_suite }, { "preload", preload_suite },
+		{ "trace", trace_suite },
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
-		if (excluded(suites[i].name))
+		if (listed("MEMS_EXCLUDE_SUITES", suites[i].name) ||
+		    (getenv("MEMS_SUITES") && !listed("MEMS_SUITES", suites[i].name)))
 			continue;
 		Suite *s = suites[i].make();
 		if (!sr)

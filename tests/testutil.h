@@ -4,6 +4,7 @@
 #ifndef MEMS_TESTUTIL_H
 #define MEMS_TESTUTIL_H
 #include <check.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ Suite *api_suite(void);
 Suite *scenario_suite(void);
 Suite *ptr_suite(void);
 Suite *preload_suite(void);
+Suite *trace_suite(void);
 
 #define V(x) ((void *)(uintptr_t)(x))
 #define U(p) ((uintptr_t)(p))

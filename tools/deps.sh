@@ -3,12 +3,13 @@
 # missing, and say so.  Nothing is installed when everything is present.
 #   libraries: check, liburing-dev (and pkg-config to find them)
 #   the programs the test suite runs on MeMS: python3, perl, sqlite3, git,
-#   xz-utils, jq, mawk, and setpriv (util-linux) for the ordinary-user runs
+#   xz-utils, jq, mawk, setpriv (util-linux) for the ordinary-user runs,
+#   and xmllint (libxml2-utils) to check mems-trace's SVG
 need=""
 pkg-config --exists check 2>/dev/null || need="$need check"
 [ -f /usr/include/liburing.h ] || need="$need liburing-dev"
 for pair in pkg-config:pkg-config python3:python3 perl:perl sqlite3:sqlite3 git:git \
-	    xz:xz-utils jq:jq awk:mawk setpriv:util-linux; do
+	    xz:xz-utils jq:jq awk:mawk setpriv:util-linux xmllint:libxml2-utils; do
 	[ -x "/usr/bin/${pair%%:*}" ] || need="$need ${pair#*:}"
 done
 [ -z "$need" ] && exit 0

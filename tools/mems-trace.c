@@ -196,7 +196,8 @@ static void top(const char *title, struct count *tab, size_t cap, int n, int ran
 	for (size_t i = 0; i < m && (int)i < n; i++) {
 		if (ranges)
 			printf("  [%" PRIu64 ", %" PRIu64 ")  %8" PRIu64 " faults %10" PRIu64 " pages\n",
-			       tab[i].key * span, (tab[i].key + 1) * span, tab[i].n, tab[i].pages);
+			       MEMS_VIRTUAL_BASE + tab[i].key * span,
+			       MEMS_VIRTUAL_BASE + (tab[i].key + 1) * span, tab[i].n, tab[i].pages);
 		else
 			printf("  thread %-8" PRIu64 " %8" PRIu64 " faults %10" PRIu64 " pages\n", tab[i].key,
 			       tab[i].n, tab[i].pages);
@@ -398,12 +399,20 @@ static void write_svg(const char *path, const struct trace *t)
 	/* legend */
 	int lx = L + W + 30;
 	fprintf(f, "<text x=\"%d\" y=\"%d\">faults per cell</text>\n", lx, T + 10);
-	for (int i = 0; i < 5; i++) {
+	uint64_t prev = 0;
+	for (int i = 0, row = 0; i < 5; i++) {
 		double v = i / 4.0;
 		uint64_t n = cmax > 1 ? (uint64_t)(expm1(v * log1p((double)cmax)) + 0.5) : 1;
+		if (n < 1)
+			n = 1;
+		if (n <= prev)
+			continue;       /* few distinct counts: no repeated rows */
+		prev = n;
+		v = cmax > 1 ? log1p((double)n) / log1p((double)cmax) : 1.0;
 		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"18\" fill=\"rgb(255,%d,%d)\" stroke=\"#333\"/>"
-			"<text x=\"%d\" y=\"%d\">%" PRIu64 "</text>\n", lx, T + 25 + i * 26,
-			(int)(220 - 200 * v), (int)(120 - 110 * v), lx + 26, T + 39 + i * 26, n ? n : 1);
+			"<text x=\"%d\" y=\"%d\">%" PRIu64 "</text>\n", lx, T + 25 + row * 26,
+			(int)(220 - 200 * v), (int)(120 - 110 * v), lx + 26, T + 39 + row * 26, n);
+		row++;
 	}
 	fprintf(f, "</svg>\n");
 	out_close(f, path);

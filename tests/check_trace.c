@@ -1,0 +1,237 @@
+/*
+ * check_trace.c - fault traces: the library's records against its own
+ * counters, and the mems-trace command (outputs, exit status, bad input).
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+#define MEMS_LIBRARY 1
+#include "trace.h"
+
+static char dir[] = "/tmp/mems-trace-XXXXXX";
+static char tool[600], buildp[512];
+
+static void setup(void)
+{
+	const char *b = getenv("MEMS_TEST_BUILD");
+	snprintf(buildp, sizeof buildp, "%s", b ? b : "build");
+	snprintf(tool, sizeof tool, "%s/tools/mems-trace", buildp);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+	mems_finish();
+	mems_option_reset();
+}
+
+/* Read a trace file written by the library. */
+struct parsed { uint64_t faults, populated, releases, released, segs, max_touched; int tids; };
+
+static struct parsed parse(const char *path, uintptr_t base)
+{
+	struct parsed p = { 0 };
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "%s missing", path);
+	struct mems_trace_header h;
+	struct mems_trace_rec r;
+	ck_assert_int_eq(fread(&h, sizeof h, 1, f), 1);
+	ck_assert_mem_eq(h.magic, MEMS_TRACE_MAGIC, 8);
+	ck_assert_uint_eq(h.version, 1);
+	ck_assert_uint_eq(h.record_size, 56);
+	ck_assert_uint_eq(h.pid, (unsigned)getpid());
+	ck_assert_uint_eq(h.span_base, base);
+	p.segs = 1;
+	p.tids = h.flags & 1;
+	uint64_t last = 0;
+	while (fread(&r, sizeof r, 1, f) == 1) {
+		ck_assert_uint_ge(r.t_ns, last);
+		last = r.t_ns;
+		ck_assert_uint_eq(r.real, h.span_base + r.vaddr - 1000);
+		if (r.kind == TRACE_RELEASE) {
+			p.releases++;
+			p.released += r.pages;
+		} else {
+			ck_assert_int_eq(r.kind, TRACE_WRITE);
+			ck_assert_uint_gt(r.latency_ns, 0);
+			if (p.tids)
+				ck_assert_uint_eq(r.tid, (unsigned)gettid());
+			p.faults++;
+			p.populated += r.pages;
+		}
+		p.max_touched = r.touched > p.max_touched ? r.touched : p.max_touched;
+	}
+	fclose(f);
+	return p;
+}
+
+START_TEST(records_match_the_library_counters)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/lib.trc", dir);
+	ck_assert_int_eq(mems_option_set("trace", path), 0);
+	mems_init();
+	size_t ps = os_page_size();
+	char *a = mems_get(mems_malloc(4096 * ps));
+	for (size_t i = 0; i < 4096; i++)                 /* sequential */
+		a[i * ps] = 1;
+	char *b = mems_get(mems_malloc(2048 * ps));
+	for (size_t i = 0; i < 2048; i += 7)              /* sparse */
+		b[i * ps] = 2;
+	uint64_t peak = t_stats().pages_touched;
+	mems_free(mems_ptr_to_virtual(a));
+	struct mems_stats st = t_stats();
+	uintptr_t base = (uintptr_t)mems_g.span;
+	mems_finish();                                    /* writes the rest */
+	struct parsed p = parse(path, base);
+	ck_assert_uint_eq(p.faults, st.faults);
+	ck_assert_uint_eq(p.populated, st.pages_populated);
+	ck_assert_uint_eq(p.released, st.pages_released);
+	ck_assert_uint_eq(p.released, 4096);
+	ck_assert_uint_eq(p.max_touched, peak);
+	ck_assert_uint_ge(peak, 4096 + (2048 + 6) / 7);
+	ck_assert_int_eq(p.tids, 1);
+}
+END_TEST
+
+/* Run a shell command; its exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *slurp(const char *fmt, const char *arg)
+{
+	char path[800];
+	snprintf(path, sizeof path, fmt, dir, arg);
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s missing", path);
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+START_TEST(command_traces_a_linked_program)
+{
+	ck_assert_int_eq(sh("%s --no-preload -o %s/s.trc --json %s/s.json --svg %s/s.svg --csv %s/s.csv "
+			    "-- %s/examples/sparse > %s/out 2> %s/err", tool, dir, dir, dir, dir, buildp,
+			    dir, dir), 0);
+	char *out = slurp("%s/%s", "out");
+	/* the program's own output passes through, then the summary */
+	ck_assert_ptr_nonnull(strstr(out, "Sparse: 1024 writes, 1024 faults"));
+	ck_assert_ptr_nonnull(strstr(out, "faults                  1096  (read 0, write 1096, write-protect 0)"));
+	ck_assert_ptr_nonnull(strstr(out, "pages populated        17408"));
+	ck_assert_ptr_nonnull(strstr(out, "releases                1024  (1024 pages given back)"));
+	ck_assert_ptr_nonnull(strstr(out, "peak mapped           262144 pages"));
+	ck_assert_ptr_nonnull(strstr(out, "fault latency (read to resolved), microseconds"));
+	ck_assert_ptr_nonnull(strstr(out, "busiest threads\n  thread "));
+	ck_assert_ptr_nonnull(strstr(out, "busiest address ranges"));
+	/* JSON: parses, one slice per fault, counters, releases */
+	ck_assert_int_eq(sh("python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[\"traceEvents\"]; "
+			    "n=lambda f: sum(1 for e in d if f(e)); "
+			    "sys.exit(0 if n(lambda e: e.get(\"ph\")==\"X\" and e[\"name\"]==\"write fault\")==1096 "
+			    "and n(lambda e: e.get(\"ph\")==\"C\" and \"touched\" in e[\"args\"])==2120 "
+			    "and n(lambda e: e.get(\"name\")==\"release\")==1024 else 1)' %s/s.json", dir), 0);
+	/* SVG: well formed, one rect per non-empty cell, axes and legend */
+	ck_assert_int_eq(sh("xmllint --noout %s/s.svg", dir), 0);
+	char *svg = slurp("%s/%s", "s.svg");
+	int cells = 0;
+	for (char *c = svg; (c = strstr(c, "faults</title></rect>")); c++)
+		cells++;
+	ck_assert_int_gt(cells, 20);
+	ck_assert_ptr_nonnull(strstr(svg, "time since the trace began (ms)"));
+	ck_assert_ptr_nonnull(strstr(svg, "MeMS virtual address (MiB)"));
+	ck_assert_ptr_nonnull(strstr(svg, "faults per cell"));
+	/* CSV: a header and a line per record */
+	ck_assert_int_eq(sh("test $(wc -l < %s/s.csv) -eq 2121", dir), 0);
+	/* report reads the file again, the same summary */
+	ck_assert_int_eq(sh("%s report %s/s.trc > %s/rep", tool, dir, dir), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "rep"), "faults                  1096"));
+}
+END_TEST
+
+START_TEST(command_traces_python_under_the_preload)
+{
+	ck_assert_int_eq(sh("%s -o %s/py.trc -- /usr/bin/python3 -c "
+			    "'l = [bytes(1000 + i %% 500) for i in range(50000)]; print(len(l))' > %s/out",
+			    tool, dir, dir), 0);
+	char *out = slurp("%s/%s", "out");
+	ck_assert_ptr_nonnull(strstr(out, "50000\n"));
+	ck_assert_ptr_nonnull(strstr(out, "mems-trace: "));
+	char *f = strstr(out, "\nfaults ");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_gt(atoi(f + 8), 10);
+}
+END_TEST
+
+START_TEST(command_passes_exit_status_and_reports_errors)
+{
+	ck_assert_int_eq(sh("%s -o %s/x.trc -- /bin/sh -c 'exit 3' > /dev/null 2>&1", tool, dir), 3);
+	ck_assert_int_eq(sh("%s -o %s/x.trc -- /bin/sh -c 'ls / > /dev/null; exit 0' > /dev/null", tool, dir), 0);
+	ck_assert_int_eq(sh("%s -o %s/x.trc -- /no/such/program 2> %s/err", tool, dir, dir), 127);
+	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "err"), "/no/such/program: No such file or directory"));
+	ck_assert_int_eq(sh("%s --bogus 2> %s/err", tool, dir), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "err"), "--help"));
+	ck_assert_int_eq(sh("%s --top x -- true 2> %s/err", tool, dir), 2);
+	ck_assert_int_eq(sh("%s 2> %s/err", tool, dir), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "err"), "no PROGRAM"));
+	ck_assert_int_eq(sh("%s --help | grep -q 'report'", tool), 0);
+}
+END_TEST
+
+START_TEST(report_rejects_bad_files)
+{
+	/* a good trace to damage */
+	ck_assert_int_eq(sh("%s -o %s/g.trc -- /bin/ls / > /dev/null", tool, dir), 0);
+	static const struct { const char *how, *msg; } bad[] = {
+		{ "head -c 40 %s/g.trc > %s/b.trc", "not a whole header" },
+		{ "head -c $(( $(stat -c %%s %s/g.trc) - 20 )) %s/g.trc > %s/b.trc", "after the last whole record" },
+		{ "(printf 'NOTATRAC'; tail -c +9 %s/g.trc) > %s/b.trc", "bad magic" },
+		{ ": > %s/b.trc", "empty file" },
+		{ "(head -c 8 %s/g.trc; printf '\\011\\000\\000\\000'; tail -c +13 %s/g.trc) > %s/b.trc", "version 9" },
+		{ "(head -c 64 %s/g.trc; head -c 52 /dev/zero; printf '\\011\\000\\000\\000'; tail -c +121 %s/g.trc) > %s/b.trc", "corrupt record" },
+		{ "/bin/true", "No such file" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char how[1024], b[700];
+		/* every %s in the recipe is the directory */
+		snprintf(how, sizeof how, bad[i].how, dir, dir, dir, dir);
+		snprintf(b, sizeof b, "%s/b.trc", dir);
+		unlink(b);
+		ck_assert_int_eq(sh("%s", how), 0);
+		int st = sh("%s report %s/b.trc > /dev/null 2> %s/err", tool, dir, dir);
+		ck_assert_msg(st == 1, "case %zu: status %d", i, st);
+		char *err = slurp("%s/%s", "err");
+		ck_assert_msg(strstr(err, bad[i].msg) != NULL, "case %zu: %s", i, err);
+	}
+}
+END_TEST
+
+Suite *trace_suite(void)
+{
+	Suite *s = suite_create("trace");
+	TCase *tc = tcase_create("trace");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, records_match_the_library_counters);
+	tcase_add_test(tc, command_traces_a_linked_program);
+	tcase_add_test(tc, command_traces_python_under_the_preload);
+	tcase_add_test(tc, command_passes_exit_status_and_reports_errors);
+	tcase_add_test(tc, report_rejects_bad_files);
+	suite_add_tcase(s, tc);
+	return s;
+}
