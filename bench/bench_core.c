@@ -7,7 +7,8 @@
  *     with 100 live segments and with 100,000.
  *  2. First touch, one write per page of a fresh 256 MiB region:
  *     MeMS (its pager) vs the kernel's demand paging on plain mmap memory vs
- *     MADV_POPULATE_WRITE, in sequential and in random page order.
+ *     MADV_POPULATE_WRITE, in sequential and in random page order; and
+ *     MeMS with MEMS_TRACE on against off (the cost of recording).
  *
  * Each figure is the median of several repetitions.
  */
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mems.h"
 
@@ -75,9 +77,9 @@ static double churn_ns(size_t live, size_t ops)
 
 /* ---------------------------------------------------------------- first touch */
 
-enum peer { P_MEMS, P_KERNEL, P_POPULATE };
+enum peer { P_MEMS, P_KERNEL, P_POPULATE, P_TRACED };
 static const char *const peer_name[] = { "MeMS (uffd pager)", "kernel demand paging",
-					 "MADV_POPULATE_WRITE" };
+					 "MADV_POPULATE_WRITE", "MeMS, MEMS_TRACE on" };
 
 static size_t *order;
 
@@ -85,7 +87,11 @@ static double touch_ns(enum peer p, size_t pages, int random)
 {
 	size_t ps = 4096, len = pages * ps;
 	char *base = NULL, *v = NULL;
-	if (p == P_MEMS) {
+	char trace[64];
+	snprintf(trace, sizeof trace, "/tmp/mems-bench-%d.trc", (int)getpid());
+	if (p == P_MEMS || p == P_TRACED) {
+		if (p == P_TRACED)
+			mems_option_set("trace", trace);
 		mems_init();
 		v = mems_malloc(len);
 		base = mems_get(v);
@@ -107,7 +113,7 @@ static double touch_ns(enum peer p, size_t pages, int random)
 			base[(random ? order[i] : i) * ps] = 1;
 	}
 	double t = now() - t0;
-	if (p == P_MEMS) {
+	if (p == P_MEMS || p == P_TRACED) {
 		struct mems_stats st;
 		mems_stats_get(&st);
 		if (st.pages_touched < pages) {
@@ -116,6 +122,8 @@ static double touch_ns(enum peer p, size_t pages, int random)
 			exit(1);
 		}
 		mems_finish();
+		mems_option_reset();
+		unlink(trace);
 	} else {
 		munmap(base, len);
 	}
@@ -155,20 +163,22 @@ int main(void)
 	mems_finish();
 	printf("first touch, one write per page of 256 MiB (pager: %s)\n", st.mode_name);
 	printf("  %-24s %14s %14s\n", "", "sequential", "random");
-	double res[3][2];
+	double res[4][2];
 	for (int rnd = 0; rnd < 2; rnd++)
-		for (int p = 0; p < 3; p++) {
+		for (int p = 0; p < 4; p++) {
 			double v[REPS];
 			for (int r = 0; r < REPS; r++)
 				v[r] = touch_ns((enum peer)p, pages, rnd);
 			res[p][rnd] = median(v, REPS);
 		}
-	for (int p = 0; p < 3; p++)
+	for (int p = 0; p < 4; p++)
 		printf("  %-24s %11.0f ns %11.0f ns  per page\n", peer_name[p], res[p][0], res[p][1]);
 	printf("  %-24s %13.2fx %13.2fx\n", "MeMS / kernel paging",
 	       res[P_MEMS][0] / res[P_KERNEL][0], res[P_MEMS][1] / res[P_KERNEL][1]);
 	printf("  %-24s %13.2fx %13.2fx\n", "MeMS / POPULATE_WRITE",
 	       res[P_MEMS][0] / res[P_POPULATE][0], res[P_MEMS][1] / res[P_POPULATE][1]);
+	printf("  %-24s %13.2fx %13.2fx\n", "tracing on / off",
+	       res[P_TRACED][0] / res[P_MEMS][0], res[P_TRACED][1] / res[P_MEMS][1]);
 	free(order);
 	return 0;
 }

@@ -14,7 +14,7 @@ ko() { fail=$((fail + 1)); echo "install: FAIL: $*"; }
 unset MAKEFLAGS MFLAGS MAKELEVEL CFLAGS EXTRA_CFLAGS BUILD
 make -s -C "$top" install BUILD="$tmp/build" PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make install"; }
 for f in include/mems.h lib/libmems.a lib/libmems.so lib/libmems.so.0 lib/pkgconfig/mems.pc \
-	 lib/libmems-preload.so; do
+	 lib/libmems-preload.so bin/mems-trace; do
 	[ -e "$tmp/prefix/$f" ] && ok || ko "missing $f"
 done
 soname=$(readelf -d "$tmp/prefix/lib/libmems.so" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
@@ -52,6 +52,9 @@ echo "$out" | grep -q '^/$' && echo "$out" | grep -q '^Pager:	uffd' && ok || ko 
 pexports=$(nm -D --defined-only "$lib/libmems-preload.so" | awk '{print $3}' | grep -v '^mems_' | sort | tr '\n' ' ')
 want="__libc_calloc __libc_free __libc_malloc __libc_memalign __libc_pvalloc __libc_realloc __libc_valloc __posix_memalign aligned_alloc calloc cfree free malloc malloc_trim malloc_usable_size mallopt memalign posix_memalign pvalloc realloc reallocarray valloc "
 [ "$pexports" = "$want" ] && ok || ko "preload exports '$pexports'"
+# the installed mems-trace finds the installed preload library
+tout=$("$tmp/prefix/bin/mems-trace" -o "$tmp/t.trc" -- ls -d / 2>&1)
+echo "$tout" | grep -q '^faults ' && [ -s "$tmp/t.trc" ] && ok || ko "mems-trace: $tout"
 grep -q '^#define MEMS_PAGE_SIZE 4096$' "$tmp/prefix/include/mems.h" && ok || ko "installed page size"
 echo "install: $pass passed, $fail failed"
 [ "$fail" = 0 ]
