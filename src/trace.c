@@ -78,11 +78,13 @@ void trace_event(uint64_t t_ns, int kind, uint64_t off, uint32_t pages, uint32_t
 	r.real = tr.base + off;
 	while (atomic_flag_test_and_set_explicit(&tr.spin, memory_order_acquire))
 		;
-	if (tr.head - tr.tail < RING) {
-		tr.ring[tr.head % RING] = r;
-		tr.head++;
-	} else {
-		tr.dropped++;
+	/* checked again under the spinlock: trace_stop() may be on its way
+	 * to unmapping the ring */
+	if (atomic_load_explicit(&tr.on, memory_order_relaxed)) {
+		if (tr.head - tr.tail < RING)
+			tr.ring[tr.head++ % RING] = r;
+		else
+			tr.dropped++;
 	}
 	atomic_flag_clear_explicit(&tr.spin, memory_order_release);
 }
@@ -207,6 +209,10 @@ void trace_stop(void)
 {
 	if (tr.running) {
 		atomic_store(&tr.on, 0);
+		/* wait out a producer already inside trace_event() */
+		while (atomic_flag_test_and_set_explicit(&tr.spin, memory_order_acquire))
+			;
+		atomic_flag_clear_explicit(&tr.spin, memory_order_release);
 		atomic_store(&tr.stop, 1);
 		pthread_join(tr.writer, NULL);
 		tr.running = 0;
