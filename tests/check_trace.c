@@ -221,6 +221,31 @@ START_TEST(report_rejects_bad_files)
 }
 END_TEST
 
+START_TEST(fork_and_exec_are_handled_as_documented)
+{
+	/* preload_stress allocates from 6 threads, forks a child (not traced:
+	 * it runs on the kernel's paging), then execs itself: a second
+	 * segment in the same file */
+	ck_assert_int_eq(sh("%s -o %s/fx.trc -- %s/tests/preload_stress > %s/out", tool, dir,
+			    buildp, dir), 0);
+	char *out = slurp("%s/%s", "out");
+	ck_assert_ptr_nonnull(strstr(out, "fork child: ok\n"));
+	ck_assert_ptr_nonnull(strstr(out, "exec ok\n"));
+	ck_assert_ptr_nonnull(strstr(out, "fx.trc: 2 segments"));
+	ck_assert_ptr_null(strstr(out, "other processes traced"));
+	/* processes started by the program write files of their own */
+	ck_assert_int_eq(sh("%s -o %s/sh.trc -- /bin/sh -c 'ls / > /dev/null; ls / > /dev/null' > %s/out",
+			    tool, dir, dir), 0);
+	out = slurp("%s/%s", "out");
+	char *o = strstr(out, "other processes traced:");
+	ck_assert_ptr_nonnull(o);
+	int n = 0;
+	for (char *c = o; (c = strstr(c, "sh.trc.")); c++)
+		n++;
+	ck_assert_int_ge(n, 2);
+}
+END_TEST
+
 Suite *trace_suite(void)
 {
 	Suite *s = suite_create("trace");
@@ -232,6 +257,7 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, command_traces_python_under_the_preload);
 	tcase_add_test(tc, command_passes_exit_status_and_reports_errors);
 	tcase_add_test(tc, report_rejects_bad_files);
+	tcase_add_test(tc, fork_and_exec_are_handled_as_documented);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -554,7 +554,8 @@ int main(int argc, char **argv)
 		if (access(file, F_OK) != 0) {
 			fprintf(stderr, "%s: no trace: %s never started MeMS (no allocation, or "
 				"MeMS ran on the kernel's paging)\n", prog, argv[optind]);
-			return status ? status : 1;
+			list_others(file);
+			return status;      /* the program's status, whatever we saw */
 		}
 	}
 	struct trace t;
