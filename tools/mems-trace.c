@@ -189,7 +189,8 @@ static void top(const char *title, struct count *tab, size_t cap, int n, int ran
 	for (size_t i = 0; i < cap; i++)
 		if (tab[i].n)
 			tab[m++] = tab[i];
-	qsort(tab, m, sizeof *tab, by_n);
+	if (m)
+		qsort(tab, m, sizeof *tab, by_n);
 	printf("%s\n", title);
 	if (!m)
 		printf("  (none)\n");
