@@ -35,6 +35,13 @@ static uint64_t grain(size_t size)
 	return size ? ((uint64_t)size + GRAIN - 1) / GRAIN * GRAIN : GRAIN;
 }
 
+static void *failed(int err)
+{
+	mems_g.failed_allocs++;
+	errno = err;
+	return NULL;
+}
+
 /* The block is allocated and ready (errno as it was), or NULL with errno. */
 static void *alloc(size_t size, size_t align, int zero)
 {
@@ -48,20 +55,14 @@ static void *alloc(size_t size, size_t align, int zero)
 	}
 	if (mems_lock_held())
 		return boot_alloc(size, align);
-	if (size > SIZE_MAX - GRAIN) {
-		mems_g.failed_allocs++;
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (size > SIZE_MAX - GRAIN)
+		return failed(ENOMEM);
 	mems_lock_take();
 	int err = mems_init_locked() != 0 ? ENOMEM
 					  : mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off);
 	mems_lock_drop();
-	if (err) {
-		mems_g.failed_allocs++;
-		errno = err;
-		return NULL;
-	}
+	if (err)
+		return failed(err);
 	if (mems_block_ready(off, grain(size), zero) != 0)
 		return NULL;
 	errno = saved;
@@ -76,11 +77,8 @@ void *mems_ptr_malloc(size_t size)
 void *mems_ptr_calloc(size_t n, size_t size)
 {
 	size_t total;
-	if (__builtin_mul_overflow(n, size, &total)) {
-		mems_g.failed_allocs++;
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (__builtin_mul_overflow(n, size, &total))
+		return failed(ENOMEM);
 	return alloc(total, GRAIN, 1);
 }
 
@@ -185,11 +183,8 @@ void *mems_ptr_realloc(void *p, size_t size)
 		}
 		return q;
 	}
-	if (size > SIZE_MAX - GRAIN) {
-		mems_g.failed_allocs++;
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (size > SIZE_MAX - GRAIN)
+		return failed(ENOMEM);
 	uint64_t want = grain(size);
 	int saved = errno;
 	mems_lock_take();
@@ -217,9 +212,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 			mems_lock_take();
 			mems_shrink_locked(s, have);
 			mems_lock_drop();
-			mems_g.failed_allocs++;
-			errno = ENOMEM;
-			return NULL;
+			return failed(ENOMEM);
 		}
 		errno = saved;
 		return p;
@@ -227,11 +220,8 @@ void *mems_ptr_realloc(void *p, size_t size)
 	uint64_t noff;
 	int err = mems_alloc_locked(want, GRAIN, &noff);
 	mems_lock_drop();
-	if (err) {
-		mems_g.failed_allocs++;
-		errno = err;
-		return NULL;
-	}
+	if (err)
+		return failed(err);
 	if (mems_block_ready(noff, want, 0) != 0)
 		return NULL;
 	memcpy(mems_g.span + noff, p, have);

@@ -134,6 +134,16 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+static void release_all(void)
+{
+	if (tr.fd >= 0)
+		close(tr.fd);
+	if (tr.ring)
+		os_unmap(tr.ring, RING * sizeof *tr.ring);
+	tr.fd = -1;
+	tr.ring = NULL;
+}
+
 int trace_start(const char *path, uint64_t span_base, int thread_ids)
 {
 	char name[4096];
@@ -221,12 +231,7 @@ void trace_stop(void)
 			mems_diag("trace: %llu events dropped (the ring was full)",
 				  (unsigned long long)tr.dropped);
 	}
-	if (tr.fd >= 0)
-		close(tr.fd);
-	if (tr.ring)
-		os_unmap(tr.ring, RING * sizeof *tr.ring);
-	tr.fd = -1;
-	tr.ring = NULL;
+	release_all();
 }
 
 /* A program linked with MeMS (or preloading it) rarely calls mems_finish:
@@ -240,12 +245,7 @@ __attribute__((destructor)) static void trace_at_exit(void)
 void trace_fork_child(void)
 {
 	atomic_store(&tr.on, 0);
-	if (tr.fd >= 0)
-		close(tr.fd);
-	if (tr.ring)
-		os_unmap(tr.ring, RING * sizeof *tr.ring);
-	tr.fd = -1;
-	tr.ring = NULL;
+	release_all();
 	tr.running = 0;
 	atomic_flag_clear(&tr.spin);
 }
