@@ -144,11 +144,14 @@ static void wake(struct mems_pager *pg, uint64_t pi)
 }
 
 /* Populate pages [pi, pi+n), all missing by the bitmap.  Returns 0, or the
- * errno of an ioctl that failed for another reason than EEXIST/EAGAIN. */
-static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int write)
+ * errno of an ioctl that failed for another reason than EEXIST/EAGAIN.
+ * *woke says whether an ioctl populated page pi itself, which wakes the
+ * threads waiting on it. */
+static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int write, int *woke)
 {
 	uint64_t done = 0;
 
+	*woke = 0;
 	while (done < n) {
 		uint64_t dst = (uint64_t)(uintptr_t)pg->base + (pi + done) * pg->ps;
 		uint64_t len = (n - done) * pg->ps;
@@ -169,6 +172,8 @@ static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int writ
 		}
 		if (got > 0) {
 			uint64_t k = (uint64_t)got / pg->ps;
+			if (done == 0 && k)
+				*woke = 1;
 			bits_set(pg, pi + done, k);
 			pg->touched += k;
 			pg->populated += k;
@@ -222,14 +227,21 @@ static void resolve(struct mems_pager *pg, uint64_t addr, int write, uint32_t ti
 
 	pg->faults++;
 	if (pi >= lim || bit_get(pg, pi)) {
+		/* already resolved (another thread's fault on the same page, in
+		 * this batch or an earlier window): only wake */
 		wake(pg, pi);
+		if (trace_active())
+			trace_event(t_read, write ? TRACE_WRITE : TRACE_READ, pi * pg->ps, 0, tid,
+				    (uint32_t)(trace_now() - t_read), pg->touched,
+				    atomic_load(&pg->committed) / pg->ps);
 		return;
 	}
 	uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
 	while (n < w && pi + n < lim && !bit_get(pg, pi + n) && live_get(pg, pi + n))
 		n++;
 	stream_advance(pg, pi, pi + n);
-	int err = populate_run(pg, pi, n, write);
+	int woke;
+	int err = populate_run(pg, pi, n, write, &woke);
 	if (trace_active() && !err)
 		trace_event(t_read, write ? TRACE_WRITE : TRACE_READ, pi * pg->ps, (uint32_t)n,
 			    tid, (uint32_t)(trace_now() - t_read), pg->touched,
@@ -239,9 +251,10 @@ static void resolve(struct mems_pager *pg, uint64_t addr, int write, uint32_t ti
 			mems_diag("pager: cannot populate page at %p: %s",
 				  (void *)(uintptr_t)addr, mems_strerror(err));
 	}
-	/* the ioctl woke the faulting thread unless the page was there already
-	 * or it failed */
-	wake(pg, pi);
+	/* the ioctl woke the faulting thread unless the page turned out to be
+	 * there already or it failed */
+	if (!woke)
+		wake(pg, pi);
 }
 
 static uint64_t mono_ns(void)
@@ -626,7 +639,8 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
 		uint64_t j = i;
 		while (j < hi && j - i < WINDOW_MAX && !bit_get(pg, j))
 			j++;
-		err = populate_run(pg, i, j - i, 1);
+		int woke;
+		err = populate_run(pg, i, j - i, 1, &woke);
 		i = j;
 	}
 	pthread_mutex_unlock(&pg->lock);
