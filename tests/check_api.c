@@ -455,17 +455,11 @@ END_TEST
 
 /* ------------------------------------------------------------ ordinary user */
 
-static const char *build_dir(void)
-{
-	const char *b = getenv("MEMS_TEST_BUILD");
-	return b ? b : "build";
-}
-
 /* Copy the helper where an ordinary user can run it; returns its path. */
 static char *stage_helper(char *dir)
 {
 	char src[512], *dst = malloc(600);
-	snprintf(src, sizeof src, "%s/tests/user_helper", build_dir());
+	snprintf(src, sizeof src, "%s/tests/user_helper", t_build());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	chmod(dir, 0755);
 	snprintf(dst, 600, "%s/user_helper", dir);

@@ -47,8 +47,7 @@ static void copy_to_work(const char *from, const char *name, mode_t mode)
 /* Everything the programs read, made once; readable by nobody. */
 static void setup(void)
 {
-	const char *b = getenv("MEMS_TEST_BUILD");
-	snprintf(build, sizeof build, "%s", b ? b : "build");
+	snprintf(build, sizeof build, "%s", t_build());
 	ck_assert_ptr_nonnull(mkdtemp(work));
 	chmod(work, 0777);
 	char from[700];

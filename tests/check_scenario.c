@@ -71,8 +71,7 @@ END_TEST
 START_TEST(example_program_output)
 {
 	char cmd[600];
-	const char *b = getenv("MEMS_TEST_BUILD");
-	snprintf(cmd, sizeof cmd, "%s/examples/example", b ? b : "build");
+	snprintf(cmd, sizeof cmd, "%s/examples/example", t_build());
 	FILE *p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	static char out[16384];

@@ -14,8 +14,7 @@ static char tool[600], buildp[512];
 
 static void setup(void)
 {
-	const char *b = getenv("MEMS_TEST_BUILD");
-	snprintf(buildp, sizeof buildp, "%s", b ? b : "build");
+	snprintf(buildp, sizeof buildp, "%s", t_build());
 	snprintf(tool, sizeof tool, "%s/tools/mems-trace", buildp);
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 }

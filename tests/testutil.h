@@ -28,6 +28,13 @@ Suite *ptr_suite(void);
 Suite *preload_suite(void);
 Suite *trace_suite(void);
 
+/* Where make put the programs the tests run (MEMS_TEST_BUILD). */
+static inline const char *t_build(void)
+{
+	const char *b = getenv("MEMS_TEST_BUILD");
+	return b ? b : "build";
+}
+
 #define V(x) ((void *)(uintptr_t)(x))
 #define U(p) ((uintptr_t)(p))
 
