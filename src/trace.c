@@ -55,9 +55,11 @@ uint64_t trace_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - tr.t0;
 }
 
+/* Acquire: what trace_start() set up before turning tracing on (the
+ * clock's origin, the ring) is visible to whoever sees it on. */
 int trace_active(void)
 {
-	return atomic_load_explicit(&tr.on, memory_order_relaxed);
+	return atomic_load_explicit(&tr.on, memory_order_acquire);
 }
 
 uint64_t trace_dropped(void)

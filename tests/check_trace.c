@@ -2,6 +2,7 @@
  * check_trace.c - fault traces: the library's records against its own
  * counters, and the mems-trace command (outputs, exit status, bad input).
  */
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -95,6 +96,58 @@ START_TEST(records_match_the_library_counters)
 	ck_assert_uint_eq(p.max_touched, peak);
 	ck_assert_uint_ge(peak, 4096 + (2048 + 6) / 7);
 	ck_assert_int_eq(p.tids, 1);
+}
+END_TEST
+
+static void *toucher(void *arg)
+{
+	(void)arg;
+	size_t ps = os_page_size();
+	for (int r = 0; r < 100; r++) {
+		char *p = mems_ptr_malloc(64 * ps);
+		for (size_t i = 0; i < 64; i += 1 + (size_t)r % 5)
+			p[i * ps] = 1;
+		mems_ptr_free(p);
+	}
+	return NULL;
+}
+
+/* Faulting and freeing threads, the handler and the writer at once: the
+ * file still holds every event the stats count. */
+START_TEST(records_match_with_threads)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/thr.trc", dir);
+	ck_assert_int_eq(mems_option_set("trace", path), 0);
+	mems_init();
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, toucher, NULL);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	struct mems_stats st = t_stats();
+	uintptr_t base = (uintptr_t)mems_g.span;
+	mems_finish();
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	struct mems_trace_header h;
+	struct mems_trace_rec r;
+	ck_assert_int_eq(fread(&h, sizeof h, 1, f), 1);
+	ck_assert_uint_eq(h.span_base, base);
+	uint64_t faults = 0, populated = 0, released = 0;
+	while (fread(&r, sizeof r, 1, f) == 1) {
+		if (r.kind == TRACE_RELEASE) {
+			released += r.pages;
+		} else {
+			faults++;
+			populated += r.pages;
+		}
+	}
+	fclose(f);
+	ck_assert_uint_gt(st.faults, 100);
+	ck_assert_uint_eq(faults, st.faults);
+	ck_assert_uint_eq(populated, st.pages_populated);
+	ck_assert_uint_eq(released, st.pages_released);
 }
 END_TEST
 
@@ -258,5 +311,10 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, report_rejects_bad_files);
 	tcase_add_test(tc, fork_and_exec_are_handled_as_documented);
 	suite_add_tcase(s, tc);
+	TCase *th = tcase_create("threads");
+	tcase_set_timeout(th, 120);
+	tcase_add_checked_fixture(th, setup, teardown);
+	tcase_add_test(th, records_match_with_threads);
+	suite_add_tcase(s, th);
 	return s;
 }
