@@ -6,16 +6,18 @@
  * fault-around window: the faulting page and the still-missing committed
  * pages after it that belong to live segments (never wholly free pages:
  * those would stay resident until a later free happened to merge with
- * their hole, and across a node boundary never).  The window adapts as
- * readahead does: a fault on the
- * page just after the previous window of a stream doubles that stream's
- * window, up to `window` pages (MEMS_FAULT_AROUND); any other fault starts
- * a new stream with a window of one page, so sparse access costs no
- * extra resident memory.  Four streams are followed at once, so a few
- * threads filling their own buffers each keep their window.  Write faults are resolved with
+ * their hole, and across a node boundary never).
+ *
+ * The window adapts as readahead does: a fault on the page just after the
+ * previous window of a stream doubles that stream's window, up to `window`
+ * pages (MEMS_FAULT_AROUND); any other fault starts a new stream with a
+ * window of one page, so sparse access costs no extra resident memory.
+ * Four streams are followed at once, so a few threads filling their own
+ * buffers each keep their window.  Write faults are resolved with
  * UFFDIO_COPY from a buffer of zeros (the page is then writable at once),
  * read faults with UFFDIO_ZEROPAGE (the shared zero page; a later write is
- * the kernel's own copy-on-write fault).
+ * the kernel's own copy-on-write fault).  With MEMS_TRACE each resolved
+ * fault and each release is recorded (trace.c; recording never waits).
  *
  * A bitmap of resident pages, under pg->lock, is what makes "touched"
  * exact: the handler sets bits for what it populates, pager_release()
@@ -33,8 +35,9 @@
  * calls madvise (so UFFD_FEATURE_EVENT_REMOVE stays off).  EEXIST means
  * the page is there already; EAGAIN means retry the rest.
  *
- * Lock order: allocator lock, then pg->lock.  The handler takes only
- * pg->lock, and nothing under pg->lock can fault on the span.
+ * Lock order: allocator lock, then pg->lock, then the trace ring's
+ * spinlock.  The handler takes only the last two, and nothing under
+ * pg->lock can fault on the span.
  *
  * Modes, tried in this order by "auto":
  *   uffd       userfaultfd(2), else /dev/userfaultfd: all faults, kernel
