@@ -22,10 +22,10 @@ CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc \
 	      -DMEMS_PAGE_SIZE=$(MEMS_PAGE_SIZE) -pthread
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
-LDLIBS   := -pthread
+LDLIBS   := -pthread -luring
 
 SRCS     := src/mems.c src/ptr.c src/boot.c src/freelist.c src/meta.c src/span.c \
-	    src/pager.c src/trace.c src/stats.c src/options.c src/diag.c
+	    src/pager.c src/evict.c src/store.c src/trace.c src/stats.c src/options.c src/diag.c
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/*.h src/*.h)
 

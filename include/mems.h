@@ -129,6 +129,21 @@ struct mems_stats {
 	enum mems_pager_mode mode;
 	char mode_name[16];        /* "uffd", "uffd-user", "kernel", "none" */
 	char mode_reason[160];     /* how the mode was chosen */
+	/* the resident cap (MEMS_RESIDENT_MAX; all 0 without one), in OS pages
+	 * unless said otherwise */
+	uint64_t resident_cap;     /* most pages_touched allowed, 0 for no cap */
+	uint64_t evictions;        /* dirty pages written to the store and dropped */
+	uint64_t page_ins;         /* pages read back from the store on fault */
+	uint64_t clean_drops;      /* clean pages dropped with no write (copy kept) */
+	uint64_t evictions_cancelled; /* written to while being evicted: kept */
+	uint64_t store_bytes;      /* store space in use (evicted + clean copies) */
+	uint64_t store_written;    /* bytes written to the store */
+	uint64_t store_read;       /* bytes read from the store */
+	uint64_t io_wait_ns;       /* time spent waiting for store I/O */
+	uint64_t store_errors;     /* pages whose write failed (kept resident) */
+	uint64_t over_cap;         /* pages populated beyond the cap after such a failure */
+	char store_path[256];      /* the store's directory or file ("" without a cap) */
+	int store_direct;          /* the store bypasses the page cache (O_DIRECT) */
 };
 
 /* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */

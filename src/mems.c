@@ -83,10 +83,14 @@ void mems_maybe_abort(void)
 static void fork_prepare(void)
 {
 	mems_lock_take();
+	if (mems_g.ready)
+		pager_fork_prepare(&mems_g.pg);
 }
 
 static void fork_parent(void)
 {
+	if (mems_g.ready)
+		pager_fork_parent(&mems_g.pg);
 	mems_lock_drop();
 }
 
@@ -142,9 +146,16 @@ int mems_init_locked(void)
 		mems_diag("cannot map the free list's metadata");
 		goto fail;
 	}
-	if (pager_start(&mems_g.pg, opt_choice(OPT_PAGER), mems_g.span, span,
-			(uint32_t)opt_int(OPT_FAULT_AROUND),
-			(uint32_t)opt_int(OPT_HANDLER_SPIN)) != 0) {
+	char swap[1024];
+	opt_str(OPT_SWAP_FILE, swap, sizeof swap);
+	struct pager_config cf = {
+		.mode = opt_choice(OPT_PAGER),
+		.window = (uint32_t)opt_int(OPT_FAULT_AROUND),
+		.spin_us = (uint32_t)opt_int(OPT_HANDLER_SPIN),
+		.cap = (uint64_t)opt_int(OPT_RESIDENT_MAX),
+		.swap = swap,
+	};
+	if (pager_start(&mems_g.pg, &cf, mems_g.span, span) != 0) {
 		mems_diag("no pager: %s", mems_g.pg.reason);
 		goto fail;
 	}

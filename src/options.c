@@ -33,6 +33,7 @@ static const struct opt_def {
 	enum kind kind;
 	int64_t def, min, max;
 	const char *const *choices;
+	int zero_ok;               /* 0 is allowed below min: "off" */
 } defs[OPT_COUNT] = {
 	[OPT_PAGER] = { "pager", K_CHOICE, 0, 0, 3, pager_choices },
 	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL },
@@ -41,6 +42,8 @@ static const struct opt_def {
 	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL },
 	[OPT_STATS_ON_EXIT] = { "stats_on_exit", K_BOOL, 0, 0, 1, NULL },
 	[OPT_TRACE] = { "trace", K_STRING, 0, 0, 0, NULL },
+	[OPT_RESIDENT_MAX] = { "resident_max", K_SIZE, 0, 1ll << 20, 16ll << 40, NULL, 1 },
+	[OPT_SWAP_FILE] = { "swap_file", K_STRING, 0, 0, 0, NULL },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -119,9 +122,9 @@ static const char *expected(const struct opt_def *d, char *buf, size_t len)
 {
 	switch (d->kind) {
 	case K_SIZE:
-		snprintf(buf, len, "a size from %" PRId64 "M to %" PRId64 "T "
+		snprintf(buf, len, "%sa size from %" PRId64 "M to %" PRId64 "T "
 			 "(a number with an optional K, M, G or T suffix)",
-			 d->min >> 20, d->max >> 40);
+			 d->zero_ok ? "0 (off) or " : "", d->min >> 20, d->max >> 40);
 		break;
 	case K_INT:
 		snprintf(buf, len, "an integer from %" PRId64 " to %" PRId64, d->min, d->max);
@@ -174,7 +177,7 @@ static int parse(const struct opt_def *d, const char *who, const char *s,
 	case K_BOOL: rc = parse_bool(s, out); break;
 	default: rc = parse_choice(d, s, out); break;
 	}
-	if (rc == 0 && (*out < d->min || *out > d->max))
+	if (rc == 0 && (*out < d->min || *out > d->max) && !(d->zero_ok && *out == 0))
 		rc = -1;
 	if (rc != 0) {
 		char buf[160];

@@ -14,6 +14,8 @@ enum mems_opt {
 	OPT_HANDLER_SPIN,     /* us the handler polls before sleeping (init) */
 	OPT_STATS_ON_EXIT,    /* print the stats to stderr at exit    (init) */
 	OPT_TRACE,            /* trace file ("" for none)             (init) */
+	OPT_RESIDENT_MAX,     /* resident cap in bytes, 0 for none    (init) */
+	OPT_SWAP_FILE,        /* where evicted pages go ("": $TMPDIR) (init) */
 	OPT_COUNT
 };
 

@@ -70,6 +70,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "evict.h"
 #include "span.h"
 #define MEMS_LIBRARY 1
 #include "trace.h"
@@ -79,6 +80,10 @@
 #endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
 #endif
 
 #define WINDOW_MAX 512u
@@ -139,18 +144,20 @@ static void live_set(struct mems_pager *pg, uint64_t lo, uint64_t hi, int on)
  * Populating
  * ------------------------------------------------------------------- */
 
-static void wake(struct mems_pager *pg, uint64_t pi)
+void pager_wake(struct mems_pager *pg, uint64_t pi)
 {
 	struct uffdio_range r = { .start = (uint64_t)(uintptr_t)pg->base + pi * pg->ps,
 				  .len = pg->ps };
 	ioctl(pg->uffd, UFFDIO_WAKE, &r);
 }
 
-/* Populate pages [pi, pi+n), all missing by the bitmap.  Returns 0, or the
- * errno of an ioctl that failed for another reason than EEXIST/EAGAIN.
- * *woke says whether an ioctl populated page pi itself, which wakes the
- * threads waiting on it. */
-static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int write, int *woke)
+/* Populate pages [pi, pi+n), all missing by the bitmap: copied from src
+ * (write protected if wp), or the zero page if src is NULL.  Returns 0,
+ * or the errno of an ioctl that failed for another reason than
+ * EEXIST/EAGAIN.  *woke says whether an ioctl populated page pi itself,
+ * which wakes the threads waiting on it. */
+static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *src, int wp,
+		    int *woke)
 {
 	uint64_t done = 0;
 
@@ -161,9 +168,10 @@ static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int writ
 		int64_t got;
 		int err = 0;
 
-		if (write) {
+		if (src) {
 			struct uffdio_copy c = { .dst = dst, .len = len,
-				.src = (uint64_t)(uintptr_t)pg->zeros };
+				.src = (uint64_t)(uintptr_t)src + done * pg->ps,
+				.mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
 			if (ioctl(pg->uffd, UFFDIO_COPY, &c) != 0)
 				err = errno;
 			got = c.copy;
@@ -179,7 +187,6 @@ static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int writ
 				*woke = 1;
 			bits_set(pg, pi + done, k);
 			pg->touched += k;
-			pg->populated += k;
 			done += k;
 		}
 		if (err == 0 || err == EAGAIN)
@@ -196,6 +203,20 @@ static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int writ
 		return err;
 	}
 	return 0;
+}
+
+static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int write, int *woke)
+{
+	uint64_t before = pg->touched;
+	int err = copy_run(pg, pi, n, write ? pg->zeros : NULL, 0, woke);
+	pg->populated += pg->touched - before;
+	return err;
+}
+
+int pager_copy_in(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *src, int wp,
+		  int *woke)
+{
+	return copy_run(pg, pi, n, src, wp, woke);
 }
 
 /* The fault-around window for a fault on page pi: the stream that ended
@@ -221,34 +242,65 @@ static void stream_advance(struct mems_pager *pg, uint64_t pi, uint64_t end)
 			pg->streams[i].end = end;
 }
 
-static void resolve(struct mems_pager *pg, uint64_t addr, int write, uint32_t tid,
-		    uint64_t t_read)
+static void trace_fault(struct mems_pager *pg, int kind, uint64_t pi, uint64_t n,
+			uint32_t tid, uint64_t t_read)
+{
+	if (trace_active())
+		trace_event(t_read, kind, pi * pg->ps, (uint32_t)n, tid,
+			    (uint32_t)(trace_now() - t_read), pg->touched,
+			    atomic_load(&pg->committed) / pg->ps);
+}
+
+/* Resolve one fault (pg->lock held).  Returns 1 when it must wait for room
+ * under the resident cap (nothing was done), else 0. */
+static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint32_t tid,
+		   uint64_t t_read)
 {
 	uint64_t pi = (addr - (uint64_t)(uintptr_t)pg->base) / pg->ps;
 	uint64_t lim = atomic_load(&pg->committed) / pg->ps;
 	uint64_t n = 1;
 
-	pg->faults++;
+	if (wp) {
+		pg->faults++;
+		if (pg->ev)
+			evict_wp_fault(pg, pi);
+		else
+			pager_wake(pg, pi);
+		trace_fault(pg, TRACE_WP, pi, 0, tid, t_read);
+		return 0;
+	}
 	if (pi >= lim || bit_get(pg, pi)) {
 		/* already resolved (another thread's fault on the same page, in
 		 * this batch or an earlier window): only wake */
-		wake(pg, pi);
-		if (trace_active())
-			trace_event(t_read, write ? TRACE_WRITE : TRACE_READ, pi * pg->ps, 0, tid,
-				    (uint32_t)(trace_now() - t_read), pg->touched,
-				    atomic_load(&pg->committed) / pg->ps);
-		return;
+		pg->faults++;
+		pager_wake(pg, pi);
+		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, 0, tid, t_read);
+		return 0;
 	}
+	uint64_t room = pg->ev ? evict_room(pg) : UINT64_MAX;
+	if (!room) {
+		evict_kick(pg);
+		return 1;
+	}
+	pg->faults++;
 	uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
-	while (n < w && pi + n < lim && !bit_get(pg, pi + n) && live_get(pg, pi + n))
+	if (w > room)
+		w = (uint32_t)room;
+	if (pg->ev && evict_swapped(pg, pi)) {
+		n = evict_page_in(pg, pi, w);
+		stream_advance(pg, pi, pi + (n ? n : 1));
+		if (n)
+			trace_fault(pg, TRACE_PAGEIN, pi, n, tid, t_read);
+		return 0;
+	}
+	while (n < w && pi + n < lim && !bit_get(pg, pi + n) && live_get(pg, pi + n) &&
+	       !(pg->ev && evict_swapped(pg, pi + n)))
 		n++;
 	stream_advance(pg, pi, pi + n);
 	int woke;
 	int err = populate_run(pg, pi, n, write, &woke);
-	if (trace_active() && !err)
-		trace_event(t_read, write ? TRACE_WRITE : TRACE_READ, pi * pg->ps, (uint32_t)n,
-			    tid, (uint32_t)(trace_now() - t_read), pg->touched,
-			    atomic_load(&pg->committed) / pg->ps);
+	if (!err)
+		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, n, tid, t_read);
 	if (err) {
 		if (!atomic_exchange(&pg->error_reported, 1))
 			mems_diag("pager: cannot populate page at %p: %s",
@@ -257,7 +309,10 @@ static void resolve(struct mems_pager *pg, uint64_t addr, int write, uint32_t ti
 	/* the ioctl woke the faulting thread unless the page turned out to be
 	 * there already or it failed */
 	if (!woke)
-		wake(pg, pi);
+		pager_wake(pg, pi);
+	if (pg->ev)
+		evict_populated(pg, pi, n);
+	return 0;
 }
 
 static uint64_t mono_ns(void)
@@ -270,14 +325,17 @@ static uint64_t mono_ns(void)
 /* Read a batch of faults.  Right after a batch the next fault usually
  * follows within microseconds (the woken thread runs on and faults again),
  * and sleeping in poll() would add two wake-ups across CPUs to its round
- * trip; so first keep reading for up to spin_ns, then sleep.
- * Returns the bytes read, 0 to stop, -1 on error. */
+ * trip; so first keep reading for up to spin_ns, then sleep.  With faults
+ * waiting for room under the resident cap, the evictor's eventfd wakes us
+ * too (and len is 0 when no more faults can be put aside).
+ * Returns the bytes read, 0 to stop, -1 on error, -2 when room was made. */
 static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t len,
-			   int after_batch)
+			   int after_batch, int want_room)
 {
-	struct pollfd pfd[2] = { { .fd = pg->uffd, .events = POLLIN },
-				 { .fd = pg->evfd, .events = POLLIN } };
-	if (after_batch && pg->spin_ns) {
+	struct pollfd pfd[3] = { { .fd = len ? pg->uffd : -1, .events = POLLIN },
+				 { .fd = pg->evfd, .events = POLLIN },
+				 { .fd = want_room ? evict_roomfd(pg) : -1, .events = POLLIN } };
+	if (after_batch && pg->spin_ns && len && !want_room) {
 		uint64_t until = mono_ns() + pg->spin_ns;
 		do {
 			ssize_t got = read(pg->uffd, msgs, len);
@@ -286,13 +344,19 @@ static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t 
 		} while (mono_ns() < until);
 	}
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
 		if (pfd[1].revents)
 			return 0;
+		if (pfd[2].revents) {
+			uint64_t v;
+			if (read(pfd[2].fd, &v, sizeof v) < 0 && errno != EAGAIN)
+				return -1;
+			return -2;
+		}
 		ssize_t got = read(pg->uffd, msgs, len);
 		if (got >= 0 || (errno != EAGAIN && errno != EINTR))
 			return got;
@@ -306,31 +370,57 @@ int pager_in_handler(void)
 	return in_handler;
 }
 
+/* A fault put aside until the evictor makes room. */
+struct deferred {
+	uint64_t addr, t_read;
+	uint32_t tid;
+	int write;
+};
+#define DEFER_MAX 256
+
 static void *handler_main(void *arg)
 {
 	struct mems_pager *pg = arg;
 	struct uffd_msg msgs[64];
+	static struct deferred defer[DEFER_MAX];   /* one handler per process */
+	size_t ndefer = 0;
 	ssize_t got;
 	int after_batch = 0;
 
 	in_handler = 1;
 
-	while ((got = read_faults(pg, msgs, sizeof msgs, after_batch)) != 0) {
-		if (got < 0) {
+	while ((got = read_faults(pg, msgs, ndefer + 64 <= DEFER_MAX ? sizeof msgs : 0,
+				  after_batch, ndefer > 0)) != 0) {
+		if (got == -1) {
 			mems_diag("pager: reading faults: %s", mems_strerror(errno));
 			return NULL;
 		}
+		if (got < 0)
+			got = 0;
 		uint64_t t_read = trace_active() ? trace_now() : 0;
 		pthread_mutex_lock(&pg->lock);
+		/* first the faults put aside, in their order */
+		size_t kept = 0;
+		for (size_t i = 0; i < ndefer; i++)
+			if (resolve(pg, defer[i].addr, defer[i].write, 0, defer[i].tid,
+				    defer[i].t_read))
+				defer[kept++] = defer[i];
+		ndefer = kept;
 		for (size_t i = 0; i < (size_t)got / sizeof msgs[0]; i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
-			resolve(pg, msgs[i].arg.pagefault.address,
-				(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
-				pg->thread_ids ? msgs[i].arg.pagefault.feat.ptid : 0, t_read);
+			uint64_t flags = msgs[i].arg.pagefault.flags;
+			struct deferred d = {
+				.addr = msgs[i].arg.pagefault.address, .t_read = t_read,
+				.tid = pg->thread_ids ? msgs[i].arg.pagefault.feat.ptid : 0,
+				.write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
+			};
+			if (resolve(pg, d.addr, d.write, (flags & UFFD_PAGEFAULT_FLAG_WP) != 0,
+				    d.tid, d.t_read))
+				defer[ndefer++] = d;
 		}
 		pthread_mutex_unlock(&pg->lock);
-		after_batch = 1;
+		after_batch = got > 0;
 	}
 	return NULL;
 }
@@ -359,10 +449,10 @@ static int uffd_dev(void)
 
 /* UFFDIO_API can be called once per descriptor: probe what the kernel
  * offers on a throw-away one, then ask for what we want on the real one. */
-static int uffd_handshake(int fd, int probe_fd, int *thread_ids)
+static int uffd_handshake(int fd, int probe_fd, uint64_t need, uint64_t *features)
 {
 	struct uffdio_api api = { .api = UFFD_API };
-	uint64_t want = UFFD_FEATURE_THREAD_ID;
+	uint64_t want = UFFD_FEATURE_THREAD_ID | need | (need ? UFFD_FEATURE_POISON : 0);
 
 	if (probe_fd >= 0) {
 		if (ioctl(probe_fd, UFFDIO_API, &api) == 0)
@@ -371,20 +461,25 @@ static int uffd_handshake(int fd, int probe_fd, int *thread_ids)
 			want = 0;
 		close(probe_fd);
 	}
+	if ((want & need) != need) {
+		errno = ENOTSUP;
+		return -1;
+	}
 	struct uffdio_api real = { .api = UFFD_API, .features = want };
 	int rc = ioctl(fd, UFFDIO_API, &real);
-	*thread_ids = rc == 0 && (real.features & UFFD_FEATURE_THREAD_ID);
+	*features = rc == 0 ? real.features : 0;
 	return rc;
 }
 
-static int try_open(int kind, int *fdp, int *thread_ids)
+/* need: features that must be there (write-protect faults for the cap). */
+static int try_open(int kind, int *fdp, uint64_t need, uint64_t *features)
 {
 	/* kind: 0 syscall full, 1 /dev/userfaultfd, 2 user-mode-only */
 	int fd = kind == 1 ? uffd_dev() : uffd_syscall(kind == 2);
 	if (fd < 0)
 		return -1;
 	int probe = kind == 1 ? uffd_dev() : uffd_syscall(kind == 2);
-	if (uffd_handshake(fd, probe, thread_ids) != 0) {
+	if (uffd_handshake(fd, probe, need, features) != 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -419,10 +514,10 @@ static int start_handler(struct mems_pager *pg)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uint64_t)(uintptr_t)pg->base, .len = pg->span },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
+		.mode = UFFDIO_REGISTER_MODE_MISSING | (pg->ev ? UFFDIO_REGISTER_MODE_WP : 0),
 	};
 	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) |
-			(1ull << _UFFDIO_WAKE);
+			(1ull << _UFFDIO_WAKE) | (pg->ev ? 1ull << _UFFDIO_WRITEPROTECT : 0);
 
 	pg->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pg->evfd < 0)
@@ -452,9 +547,11 @@ static int start_handler(struct mems_pager *pg)
 	return 0;
 }
 
-int pager_start(struct mems_pager *pg, const char *want, char *base,
-		uint64_t span, uint32_t window, uint32_t spin_us)
+int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base,
+		uint64_t span)
 {
+	const char *want = cf->mode;
+	uint32_t window = cf->window;
 	static const struct { const char *what; int kind; enum mems_pager_mode mode; } ways[] = {
 		{ "userfaultfd(2)", 0, MEMS_PAGER_UFFD },
 		{ "/dev/userfaultfd", 1, MEMS_PAGER_UFFD },
@@ -468,7 +565,7 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 	pg->span = span;
 	pg->ps = os_page_size();
 	pg->window = window < 1 ? 1 : window > WINDOW_MAX ? WINDOW_MAX : window;
-	pg->spin_ns = (uint64_t)spin_us * 1000;
+	pg->spin_ns = (uint64_t)cf->spin_us * 1000;
 	pthread_mutex_init(&pg->lock, NULL);
 
 	if (!strcmp(want, "kernel"))
@@ -478,6 +575,18 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 	else if (!strcmp(want, "uffd-user"))
 		lo = 2, allow_kernel = 0;
 	snprintf(pg->reason, sizeof pg->reason, "MEMS_PAGER=%s", want);
+	if (cf->cap) {
+		/* Eviction needs every fault, kernel-mode ones included (a
+		 * read(2) into an evicted page must page it in): full mode. */
+		if (lo == 2 || hi == 0) {
+			snprintf(pg->reason, sizeof pg->reason,
+				 "MEMS_RESIDENT_MAX needs MEMS_PAGER=uffd or auto, not %s", want);
+			errno = EINVAL;
+			goto fail;
+		}
+		hi = 2;
+		allow_kernel = 0;
+	}
 
 	pg->resident_bytes = (size_t)(span / pg->ps + 63) / 64 * 8;
 	pg->zeros_bytes = WINDOW_MAX * pg->ps;
@@ -492,13 +601,29 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 	}
 	for (int i = lo; i < hi; i++) {
 		int fd;
-		if (try_open(ways[i].kind, &fd, &pg->thread_ids) != 0) {
+		uint64_t features;
+		if (try_open(ways[i].kind, &fd, cf->cap ? UFFD_FEATURE_PAGEFAULT_FLAG_WP : 0,
+			     &features) != 0) {
 			reason_add(pg, ways[i].what, errno);
 			continue;
 		}
 		pg->uffd = fd;
+		pg->thread_ids = (features & UFFD_FEATURE_THREAD_ID) != 0;
+		if (cf->cap) {
+			char why[sizeof pg->reason - 16];
+			if (evict_start(pg, cf->cap, cf->swap ? cf->swap : "",
+					(features & UFFD_FEATURE_POISON) != 0, why, sizeof why) != 0) {
+				int e = errno;
+				snprintf(pg->reason, sizeof pg->reason, "resident cap: %s", why);
+				close(fd);
+				pg->uffd = -1;
+				errno = e;
+				goto fail;
+			}
+		}
 		if (start_handler(pg) != 0) {
 			reason_add(pg, ways[i].what, errno);
+			evict_stop(pg);
 			close(fd);
 			pg->uffd = -1;
 			continue;
@@ -508,6 +633,11 @@ int pager_start(struct mems_pager *pg, const char *want, char *base,
 		return 0;
 	}
 	if (!allow_kernel) {
+		if (cf->cap) {
+			size_t l = strlen(pg->reason);
+			snprintf(pg->reason + l, sizeof pg->reason - l,
+				 "; MEMS_RESIDENT_MAX needs full userfaultfd");
+		}
 		errno = ENOTSUP;
 		goto fail;
 	}
@@ -535,6 +665,8 @@ fail:;
 
 void pager_stop(struct mems_pager *pg)
 {
+	/* the evictor first: it may be waiting for I/O, never for faults */
+	evict_stop(pg);
 	if (pg->running)
 		stop_handler(pg);
 	if (pg->evfd >= 0)
@@ -587,6 +719,8 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps, freed = 0;
 	live_set(pg, lo, hi, 0);
 	pthread_mutex_lock(&pg->lock);
+	if (pg->ev)
+		evict_release(pg, lo, hi);
 	for (uint64_t i = lo; i < hi;) {
 		if (!(i % 64) && i + 64 <= hi &&
 		    !__atomic_load_n(&pg->resident[i / 64], __ATOMIC_RELAXED)) {
@@ -619,7 +753,7 @@ int pager_page_fresh(struct mems_pager *pg, uint64_t pi)
 {
 	/* A page wholly inside a live block is never released, so once seen
 	 * missing it can only be populated, with zeros. */
-	return uses_bitmap(pg) && !bit_get(pg, pi);
+	return uses_bitmap(pg) && !bit_get(pg, pi) && !(pg->ev && evict_swapped(pg, pi));
 }
 
 void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
@@ -673,9 +807,30 @@ void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
 	pthread_mutex_unlock(&pg->lock);
 }
 
+void pager_evict_counters(struct mems_pager *pg, struct pager_evict_counters *c)
+{
+	memset(c, 0, sizeof *c);
+	pthread_mutex_lock(&pg->lock);
+	if (pg->ev)
+		evict_counters(pg, c);
+	pthread_mutex_unlock(&pg->lock);
+}
+
 /* ---------------------------------------------------------------------
  * fork
  * ------------------------------------------------------------------- */
+
+void pager_fork_prepare(struct mems_pager *pg)
+{
+	if (pg->ev)
+		evict_fork_prepare(pg);
+}
+
+void pager_fork_parent(struct mems_pager *pg)
+{
+	if (pg->ev)
+		evict_fork_parent(pg);
+}
 
 void pager_fork_child(struct mems_pager *pg)
 {
@@ -688,6 +843,8 @@ void pager_fork_child(struct mems_pager *pg)
 	pthread_mutex_init(&pg->lock, NULL);
 	if (!uses_bitmap(pg))
 		return;
+	if (pg->ev)
+		evict_fork_child(pg);
 	close(pg->uffd);
 	close(pg->evfd);
 	pg->uffd = pg->evfd = -1;

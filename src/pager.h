@@ -37,12 +37,32 @@ struct mems_pager {
 	size_t zeros_bytes;
 	_Atomic uint64_t touched, faults, populated, released;
 	_Atomic int error_reported;
+	/* The resident cap (evict.c); NULL when there is none. */
+	struct mems_evict *ev;
+};
+
+/* What the pager counts about eviction (all zero without a cap). */
+struct pager_evict_counters {
+	uint64_t cap;              /* pages */
+	uint64_t evictions, page_ins, clean_drops, cancelled;
+	uint64_t store_pages;      /* slots in use */
+	uint64_t bytes_written, bytes_read, io_wait_ns;
+	uint64_t store_errors;     /* pages whose write failed (kept resident) */
+	uint64_t over_cap;         /* pages populated beyond the cap */
+	int direct;                /* the store uses O_DIRECT */
+	char store_where[256];
 };
 
 /* Choose a mode ("auto", "uffd", "uffd-user", "kernel") and start the pager
  * over [base, base+span).  On failure -1 with errno and pg->reason says why. */
-int pager_start(struct mems_pager *pg, const char *want, char *base,
-		uint64_t span, uint32_t window, uint32_t spin_us);
+struct pager_config {
+	const char *mode;          /* auto, uffd, uffd-user, kernel */
+	uint32_t window, spin_us;
+	uint64_t cap;              /* resident cap in bytes, 0 for none */
+	const char *swap;          /* MEMS_SWAP_FILE */
+};
+int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base,
+		uint64_t span);
 void pager_stop(struct mems_pager *pg);
 
 /* Commit [off, off+len) read/write; the pager may populate it from now on. */
@@ -63,6 +83,12 @@ int pager_page_fresh(struct mems_pager *pg, uint64_t pi);
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
 		    uint64_t *populated, uint64_t *released);
 
+void pager_evict_counters(struct mems_pager *pg, struct pager_evict_counters *c);
+
+/* Around fork(): with a cap, every evicted page is read back in before
+ * fork (the cap may be exceeded then) and eviction pauses until after. */
+void pager_fork_prepare(struct mems_pager *pg);
+void pager_fork_parent(struct mems_pager *pg);
 /* In the child of fork(): no handler thread and no registration. */
 void pager_fork_child(struct mems_pager *pg);
 

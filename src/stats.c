@@ -69,6 +69,21 @@ static void fill(struct mems_stats *st)
 	st->mode = pg->mode;
 	snprintf(st->mode_name, sizeof st->mode_name, "%s", pager_mode_name(pg->mode));
 	snprintf(st->mode_reason, sizeof st->mode_reason, "%s", pg->reason);
+	struct pager_evict_counters c;
+	pager_evict_counters(pg, &c);
+	st->resident_cap = c.cap;
+	st->evictions = c.evictions;
+	st->page_ins = c.page_ins;
+	st->clean_drops = c.clean_drops;
+	st->evictions_cancelled = c.cancelled;
+	st->store_bytes = c.store_pages * st->os_page_size;
+	st->store_written = c.bytes_written;
+	st->store_read = c.bytes_read;
+	st->io_wait_ns = c.io_wait_ns;
+	st->store_errors = c.store_errors;
+	st->over_cap = c.over_cap;
+	snprintf(st->store_path, sizeof st->store_path, "%s", c.store_where);
+	st->store_direct = c.direct;
 }
 
 int mems_stats_get(struct mems_stats *st)
@@ -112,6 +127,17 @@ static void render(struct sbuf *b, const struct mems_stats *st)
 	sb_printf(b, "Faults:\t%" PRIu64 "\n", st->faults);
 	sb_printf(b, "Errors:\t%" PRIu64 "\n", st->errors);
 	sb_printf(b, "Pager:\t%s (%s)\n", st->mode_name, st->mode_reason);
+	if (st->resident_cap) {
+		sb_printf(b, "Resident cap:\t%" PRIu64 " pages; evictions %" PRIu64
+			  ", page-ins %" PRIu64 ", clean drops %" PRIu64 ", cancelled %" PRIu64
+			  ", over cap %" PRIu64 "\n", st->resident_cap, st->evictions,
+			  st->page_ins, st->clean_drops, st->evictions_cancelled, st->over_cap);
+		sb_printf(b, "Store:\t%" PRIu64 " bytes in use, %" PRIu64 " written, %" PRIu64
+			  " read, I/O wait %.3f ms, errors %" PRIu64 " (%s%s)\n",
+			  st->store_bytes, st->store_written, st->store_read,
+			  (double)st->io_wait_ns / 1e6, st->store_errors, st->store_path,
+			  st->store_direct ? ", direct I/O" : "");
+	}
 	sb_printf(b, "-----------------------------\n");
 }
 
@@ -125,7 +151,7 @@ static void render_block(struct sbuf *b)
 	fill(&st);
 	/* upper bound: a segment prints in at most 50 bytes, a node in 90 */
 	b->len = 0;
-	b->cap = 1024 + 64 * st.segments + 96 * st.main_nodes;
+	b->cap = 1600 + 64 * st.segments + 96 * st.main_nodes;
 	b->cap = (b->cap + os_page_size() - 1) / os_page_size() * os_page_size();
 	b->p = os_map_meta(b->cap);
 	if (b->p)
@@ -185,7 +211,7 @@ static void json_str(struct sbuf *b, const char *s)
 int mems_stats_json(char *buf, size_t len)
 {
 	struct mems_stats st;
-	char tmp[2048];
+	char tmp[4096];
 	struct sbuf b = { tmp, 0, sizeof tmp };
 
 	mems_stats_get(&st);
@@ -196,7 +222,13 @@ int mems_stats_json(char *buf, size_t len)
 	F(os_page_size); F(pages_mapped); F(pages_touched); F(faults);
 	F(pages_populated); F(pages_released); F(span_size);
 	F(invalid_frees); F(invalid_gets); F(failed_allocs); F(errors);
+	F(resident_cap); F(evictions); F(page_ins); F(clean_drops); F(evictions_cancelled);
+	F(store_bytes); F(store_written); F(store_read); F(io_wait_ns); F(store_errors);
+	F(over_cap);
 #undef F
+	sb_printf(&b, "\"store_path\":");
+	json_str(&b, st.store_path);
+	sb_printf(&b, ",\"store_direct\":%s,", st.store_direct ? "true" : "false");
 	sb_printf(&b, "\"mode\":");
 	json_str(&b, st.mode_name);
 	sb_printf(&b, ",\"mode_reason\":");

@@ -8,7 +8,16 @@
 #define MEMS_TRACE_MAGIC "MEMSTRC"     /* 8 bytes with its NUL */
 #define MEMS_TRACE_VERSION 1
 
-enum { TRACE_READ = 1, TRACE_WRITE = 2, TRACE_WP = 3, TRACE_RELEASE = 4 };
+enum {
+	TRACE_READ = 1,     /* missing fault, read: zero page mapped */
+	TRACE_WRITE = 2,    /* missing fault, write: zero-filled pages */
+	TRACE_WP = 3,       /* write to a write-protected page (resident cap) */
+	TRACE_RELEASE = 4,  /* pages given back on free */
+	TRACE_EVICT = 5,    /* dirty pages written to the store and dropped */
+	TRACE_PAGEIN = 6,   /* missing fault on evicted pages: read back in */
+	TRACE_DROP = 7,     /* clean pages dropped (their copy is in the store) */
+	TRACE_KIND_MAX = 7
+};
 
 struct mems_trace_header {         /* 64 bytes, little endian */
 	char magic[8];             /* "MEMSTRC\0" */

@@ -35,6 +35,10 @@ static const char *j_value(const char *s)
 			s++;
 		return s;
 	}
+	if (!strncmp(s, "true", 4))
+		return s + 4;
+	if (!strncmp(s, "false", 5))
+		return s + 5;
 	if (*s != '{')
 		return NULL;
 	s++;
@@ -88,7 +92,7 @@ START_TEST(struct_and_json_agree_with_the_list)
 	ck_assert_uint_eq(st.errors, 2);
 	ck_assert_int_eq(st.mode, MEMS_PAGER_UFFD);
 
-	char js[2048];
+	char js[4096];
 	int n = mems_stats_json(js, sizeof js);
 	ck_assert_int_eq(n, (int)strlen(js));
 	const char *end = j_value(js);

@@ -174,7 +174,7 @@ START_TEST(command_traces_a_linked_program)
 	char *out = slurp("%s/%s", "out");
 	/* the program's own output passes through, then the summary */
 	ck_assert_ptr_nonnull(strstr(out, "Sparse: 1024 writes, 1024 faults"));
-	ck_assert_ptr_nonnull(strstr(out, "faults                  1096  (read 0, write 1096, write-protect 0)"));
+	ck_assert_ptr_nonnull(strstr(out, "faults                  1096  (read 0, write 1096, write-protect 0, page-in 0)"));
 	ck_assert_ptr_nonnull(strstr(out, "pages populated        17408"));
 	ck_assert_ptr_nonnull(strstr(out, "releases                1024  (1024 pages given back)"));
 	ck_assert_ptr_nonnull(strstr(out, "peak mapped           262144 pages"));

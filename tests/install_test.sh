@@ -32,8 +32,8 @@ else
 	cat "$tmp/err"; ko "shared build"
 fi
 libdir=$(pkg-config --variable=libdir mems)
-if $cc -o "$tmp/ex-static" "$top/examples/example.c" $(pkg-config --cflags mems) \
-	"$libdir/libmems.a" $(pkg-config --static --libs-only-other mems) 2>"$tmp/err"; then
+if $cc -static -o "$tmp/ex-static" "$top/examples/example.c" \
+	$(pkg-config --cflags --static --libs mems) 2>"$tmp/err"; then
 	ok
 	"$tmp/ex-static" | grep -q "Value written: 200" && ok || ko "static example output"
 else

@@ -127,7 +127,7 @@ static void read_trace(const char *path, struct trace *t)
 		struct mems_trace_rec *r = malloc(n * sizeof *r + 1);
 		memcpy(r, buf + start, n * sizeof *r);
 		for (size_t i = 0; i < n; i++) {
-			if (r[i].kind < TRACE_READ || r[i].kind > TRACE_RELEASE)
+			if (r[i].kind < TRACE_READ || r[i].kind > TRACE_KIND_MAX)
 				die(1, "%s: corrupt record %zu: kind %u", path, t->total + i, r[i].kind);
 			if (r[i].vaddr < MEMS_VIRTUAL_BASE || (i && r[i].t_ns + 1000000000000ull < r[i - 1].t_ns))
 				die(1, "%s: corrupt record %zu", path, t->total + i);
@@ -141,8 +141,16 @@ static void read_trace(const char *path, struct trace *t)
 
 static const char *kind_name(int k)
 {
-	static const char *const n[] = { "?", "read", "write", "write-protect", "release" };
-	return k >= 0 && k <= 4 ? n[k] : "?";
+	static const char *const n[] = { "?", "read", "write", "write-protect", "release",
+					 "evict", "page-in", "clean-drop" };
+	return k >= 0 && k <= TRACE_KIND_MAX ? n[k] : "?";
+}
+
+/* Faults carry a thread and a latency; the rest are the pager's own events
+ * (releases on free, evictions and clean drops under a resident cap). */
+static int is_fault(int k)
+{
+	return k == TRACE_READ || k == TRACE_WRITE || k == TRACE_WP || k == TRACE_PAGEIN;
 }
 
 /* ------------------------------------------------------------ summary */
@@ -207,7 +215,7 @@ static void top(const char *title, struct count *tab, size_t cap, int n, int ran
 
 static void summary(const char *path, const struct trace *t, int ntop)
 {
-	uint64_t faults[5] = { 0 }, pages[5] = { 0 }, hist[40] = { 0 };
+	uint64_t faults[TRACE_KIND_MAX + 1] = { 0 }, pages[TRACE_KIND_MAX + 1] = { 0 }, hist[40] = { 0 };
 	uint64_t peak_t = 0, peak_m = 0, dur = 0, maxv = 0;
 	struct count *thr = NULL, *rng = NULL;
 	size_t tcap = 0, tused = 0, rcap = 0, rused = 0;
@@ -229,7 +237,7 @@ static void summary(const char *path, const struct trace *t, int ntop)
 			peak_t = r->touched > peak_t ? r->touched : peak_t;
 			peak_m = r->mapped > peak_m ? r->mapped : peak_m;
 			dur = r->t_ns > dur ? r->t_ns : dur;
-			if (r->kind == TRACE_RELEASE)
+			if (!is_fault(r->kind))
 				continue;
 			int b = 0;
 			for (uint64_t us = r->latency_ns / 1000; us; us >>= 1)
@@ -238,14 +246,19 @@ static void summary(const char *path, const struct trace *t, int ntop)
 			tally(&thr, &tcap, &tused, r->tid, r->pages);
 			tally(&rng, &rcap, &rused, (r->vaddr - MEMS_VIRTUAL_BASE) / span, r->pages);
 		}
-	uint64_t nf = faults[1] + faults[2] + faults[3];
+	uint64_t nf = faults[1] + faults[2] + faults[3] + faults[6];
 	printf("mems-trace: %s: %zu segment%s, %zu events over %.3f ms (pid %u)\n", path, t->nseg,
 	       t->nseg == 1 ? "" : "s", t->total, (double)dur / 1e6, t->seg[0].h.pid);
-	printf("faults            %10" PRIu64 "  (read %" PRIu64 ", write %" PRIu64 ", write-protect %" PRIu64 ")\n",
-	       nf, faults[1], faults[2], faults[3]);
+	printf("faults            %10" PRIu64 "  (read %" PRIu64 ", write %" PRIu64 ", write-protect %" PRIu64
+	       ", page-in %" PRIu64 ")\n", nf, faults[1], faults[2], faults[3], faults[6]);
 	printf("pages populated   %10" PRIu64 "  (%.1f a fault)\n", pages[1] + pages[2] + pages[3],
-	       nf ? (double)(pages[1] + pages[2] + pages[3]) / (double)nf : 0.0);
+	       nf > faults[6] ? (double)(pages[1] + pages[2] + pages[3]) / (double)(nf - faults[6]) : 0.0);
 	printf("releases          %10" PRIu64 "  (%" PRIu64 " pages given back)\n", faults[4], pages[4]);
+	if (faults[5] + faults[6] + faults[7]) {
+		printf("pages read back   %10" PRIu64 "  (%" PRIu64 " page-in faults)\n", pages[6], faults[6]);
+		printf("pages evicted     %10" PRIu64 "  (%" PRIu64 " batches written)\n", pages[5], faults[5]);
+		printf("clean drops       %10" PRIu64 "  (pages dropped without a write)\n", pages[7]);
+	}
 	printf("peak touched      %10" PRIu64 " pages\n", peak_t);
 	printf("peak mapped       %10" PRIu64 " pages\n", peak_m);
 	printf("fault latency (read to resolved), microseconds\n");
@@ -317,9 +330,10 @@ static void write_json(const char *path, const struct trace *t)
 		for (size_t i = 0; i < g->n; i++) {
 			const struct mems_trace_rec *r = &g->r[i];
 			double ts = base + (double)r->t_ns / 1e3;
-			if (r->kind == TRACE_RELEASE)
-				fprintf(f, ",\n{\"name\":\"release\",\"cat\":\"release\",\"ph\":\"i\",\"s\":\"p\",\"ts\":%.3f,\"pid\":%u,\"tid\":0,"
-					"\"args\":{\"vaddr\":%" PRIu64 ",\"pages\":%u}}", ts, g->h.pid, r->vaddr, r->pages);
+			if (!is_fault(r->kind))
+				fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"i\",\"s\":\"p\",\"ts\":%.3f,\"pid\":%u,\"tid\":0,"
+					"\"args\":{\"vaddr\":%" PRIu64 ",\"pages\":%u}}", kind_name(r->kind),
+					r->kind == TRACE_RELEASE ? "release" : "evict", ts, g->h.pid, r->vaddr, r->pages);
 			else
 				fprintf(f, ",\n{\"name\":\"%s fault\",\"cat\":\"fault\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u,"
 					"\"args\":{\"vaddr\":%" PRIu64 ",\"real\":\"0x%" PRIx64 "\",\"pages\":%u}}",
@@ -344,7 +358,7 @@ static void write_svg(const char *path, const struct trace *t)
 	for (size_t s = 0; s < t->nseg; s++)
 		for (size_t i = 0; i < t->seg[s].n; i++) {
 			const struct mems_trace_rec *r = &t->seg[s].r[i];
-			if (r->kind == TRACE_RELEASE)
+			if (!is_fault(r->kind))
 				continue;
 			tmax = r->t_ns > tmax ? r->t_ns : tmax;
 			vmin = r->vaddr < vmin ? r->vaddr : vmin;
@@ -356,7 +370,7 @@ static void write_svg(const char *path, const struct trace *t)
 	for (size_t s = 0; s < t->nseg; s++)
 		for (size_t i = 0; i < t->seg[s].n; i++) {
 			const struct mems_trace_rec *r = &t->seg[s].r[i];
-			if (r->kind == TRACE_RELEASE)
+			if (!is_fault(r->kind))
 				continue;
 			int x = (int)((double)r->t_ns / (double)tmax * (NX - 1));
 			int y = (int)((double)(r->vaddr - vmin) / (double)vspan * NY);

@@ -1,0 +1,686 @@
+/*
+ * evict.c - the resident cap: evicting cold pages to the store and paging
+ * them back in on fault.
+ *
+ * With MEMS_RESIDENT_MAX the span is registered for MISSING and
+ * write-protect (WP) faults, and the number of resident pages ("touched")
+ * is kept at or under the cap.  A page is in one of these states:
+ *
+ *   missing    not resident, no copy: a fault zero-fills it.
+ *   dirty      resident, writable, no copy in the store.
+ *   clean      resident, write protected, an identical copy in its slot.
+ *              The first write is a WP fault: the slot is freed and the
+ *              page becomes dirty.  Evicting a clean page is a drop: no
+ *              write.
+ *   evicting   resident, write protected, being written to a new slot.
+ *   evicted    not resident, its contents in its slot.  A fault reads it
+ *              back (with the evicted pages after it, as fault-around
+ *              does) and installs it clean with UFFDIO_COPY.
+ *
+ * The evictor thread.  The handler must never wait for I/O it did not ask
+ * for, nor call madvise, so eviction has its own thread.  It wakes when
+ * the handler finds fewer than `headroom` free pages under the cap and
+ * evicts in batches of up to BATCH pages, under pg->lock:
+ *   1. choose victims with the CLOCK hand (below); drop clean ones now;
+ *   2. write protect the dirty ones, copy them to a staging buffer and
+ *      mark them evicting;
+ * then without the lock writes the batch with io_uring, and under it again
+ *   3. drops each page still marked evicting (MADV_DONTNEED) and records
+ *      its slot.
+ * A write to a page between 2 and 3 is a WP fault: the handler clears the
+ * page's evicting mark and lifts the protection, so the write goes ahead
+ * on the resident page, which stays dirty; the copy is thrown away.
+ * pager_release() of an evicting page does the same.  The copy is taken
+ * under pg->lock, which the handler holds while it resolves faults, so a
+ * write never lands between the protection and the copy.
+ *
+ * Waiting for room.  A missing fault that finds no room under the cap is
+ * put aside, not waited on: the handler goes on with other faults (among
+ * them the WP faults that cancel evictions) and retries the ones put aside
+ * when the evictor signals room on an eventfd.
+ *
+ * The policy: CLOCK (second chance).  The hand sweeps the resident pages
+ * in address order; a page with its reference bit set loses the bit and
+ * stays, one without it is evicted.  userfaultfd shows us no accessed
+ * bits, so the reference bit is set by the events we see: a page read back
+ * in (it was wanted again after eviction), a write to a clean page, a
+ * write during its eviction.  Fresh zero-filled pages start without it, so
+ * a one-pass scan over new memory does not push out pages that have
+ * proved they are reused; FIFO (umap's policy) cannot tell them apart.
+ * The measurement is in docs/DESIGN.md.
+ *
+ * Errors.  A write that fails (ENOSPC, EIO) loses nothing: the page's
+ * protection is lifted and it stays resident, beyond the cap if need be;
+ * a diagnostic is printed once, the store_errors counter counts the pages,
+ * and the handler stops waiting for room (over_cap counts the pages it
+ * then populates beyond the cap) until the evictor tries again, a second
+ * later or when slots have been freed.  A read that fails cannot be
+ * repaired: the page is poisoned (UFFDIO_POISON), so the access gets
+ * SIGBUS as it would for a swap-in error of the kernel's.
+ *
+ * fork.  The child has no handler, so before fork() every evicted page is
+ * read back in (the cap may be exceeded at that moment) and eviction
+ * pauses until the parent returns from fork().
+ *
+ * Lock order: pg->lock, then nothing else but the trace ring.  The
+ * evictor takes only pg->lock and never the allocator lock, never calls
+ * malloc, and touches span memory only to copy resident pages under
+ * pg->lock (so it never faults on the span).
+ */
+#include "evict.h"
+
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "span.h"
+#include "store.h"
+#define MEMS_LIBRARY 1
+#include "trace.h"
+
+#ifndef UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+#define BATCH 64u          /* pages per eviction batch */
+#define PAGEIN_MAX 64u     /* most pages read back per fault */
+
+struct mems_evict {
+	uint64_t cap, headroom;        /* pages */
+	struct mems_store store;
+	uint32_t *slot;                /* per page: store slot + 1, or 0 */
+	uint64_t *slotted;             /* slot[pi] != 0 */
+	uint64_t *evicting;
+	uint64_t *ref;                 /* the CLOCK reference bits */
+	size_t map_bytes, slot_bytes;
+	uint64_t hand;
+	struct io_uring ering, hring;  /* the evictor's and the handler's */
+	int ering_ok, hring_ok;
+	pthread_t thread;
+	int running;
+	pthread_cond_t wake, idle;
+	int roomfd;
+	int busy, frozen, stopping, store_full;
+	uint64_t freed_since_full;     /* slots freed since a write failed */
+	int poison;                    /* UFFDIO_POISON is available */
+	char *ebuf, *hbuf;             /* staging: BATCH and PAGEIN_MAX pages */
+	/* counters, under pg->lock */
+	uint64_t evictions, page_ins, clean_drops, cancelled, store_errors, over_cap;
+	int full_reported, read_reported, wp_reported;
+};
+
+static uint64_t addr_of(const struct mems_pager *pg, uint64_t pi)
+{
+	return (uint64_t)(uintptr_t)pg->base + pi * pg->ps;
+}
+
+static uint64_t committed_pages(const struct mems_pager *pg)
+{
+	return atomic_load(&pg->committed) / pg->ps;
+}
+
+/* Write protect (or lift the protection of, and wake) pages [pi, pi+n). */
+static int protect(struct mems_pager *pg, uint64_t pi, uint64_t n, int on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = addr_of(pg, pi), .len = n * pg->ps },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	int rc;
+	while ((rc = ioctl(pg->uffd, UFFDIO_WRITEPROTECT, &wp)) != 0 && errno == EAGAIN)
+		;
+	return rc;
+}
+
+static void slot_drop(struct mems_evict *ev, uint64_t pi)
+{
+	if (!map_get(ev->slotted, pi))
+		return;
+	store_slot_free(&ev->store, ev->slot[pi] - 1);
+	ev->slot[pi] = 0;
+	map_clear(ev->slotted, pi);
+	ev->freed_since_full++;
+}
+
+static void room_signal(struct mems_evict *ev)
+{
+	uint64_t one = 1;
+	if (write(ev->roomfd, &one, sizeof one) < 0 && errno != EAGAIN)
+		mems_diag("evictor: cannot signal the handler: %s", mems_strerror(errno));
+}
+
+static void trace_pages(struct mems_pager *pg, int kind, uint64_t pi, uint64_t n,
+			uint64_t t0, uint32_t tid)
+{
+	if (trace_active())
+		trace_event(t0, kind, pi * pg->ps, (uint32_t)n, tid,
+			    (uint32_t)(trace_now() - t0), pg->touched, committed_pages(pg));
+}
+
+/* ---------------------------------------------------------------------
+ * The evictor
+ * ------------------------------------------------------------------- */
+
+static int over_target(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
+	return pg->touched + ev->headroom > ev->cap;
+}
+
+/* Drop resident pages [pi, pi+n) that are now held by the store. */
+static void drop_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int kind)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t t0 = trace_active() ? trace_now() : 0;
+	if (os_release(pg->base + pi * pg->ps, n * pg->ps) != 0) {
+		/* the page stays resident, its copy clean: nothing lost */
+		mems_diag("evictor: madvise: %s", mems_strerror(errno));
+		return;
+	}
+	for (uint64_t k = pi; k < pi + n; k++)
+		map_clear(pg->resident, k);
+	pg->touched -= n;
+	if (kind == TRACE_DROP)
+		ev->clean_drops += n;
+	else
+		ev->evictions += n;
+	trace_pages(pg, kind, pi, n, t0, 0);
+}
+
+/* The CLOCK hand: up to BATCH resident pages, not being evicted, whose
+ * reference bit was already clear. */
+static unsigned choose(struct mems_pager *pg, uint64_t *victims)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t lim = committed_pages(pg), scanned = 0;
+	unsigned n = 0;
+
+	while (n < BATCH && scanned < 2 * lim + 64) {
+		if (ev->hand >= lim)
+			ev->hand = 0;
+		uint64_t h = ev->hand;
+		if (!(h % 64) && !__atomic_load_n(&pg->resident[h / 64], __ATOMIC_RELAXED)) {
+			ev->hand += 64;
+			scanned += 64;
+			continue;
+		}
+		if (map_get(pg->resident, h) && !map_get(ev->evicting, h)) {
+			if (map_get(ev->ref, h))
+				map_clear(ev->ref, h);
+			else
+				victims[n++] = h;
+		}
+		ev->hand++;
+		scanned++;
+	}
+	return n;
+}
+
+/* One batch (pg->lock held; dropped during the I/O). */
+static void evict_batch(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t victims[BATCH], dirty[BATCH], slots[BATCH];
+	int res[BATCH];
+	unsigned nv = choose(pg, victims), nd = 0;
+
+	/* clean victims: their copy is in the store already */
+	for (unsigned i = 0; i < nv;) {
+		if (!map_get(ev->slotted, victims[i])) {
+			i++;
+			continue;
+		}
+		unsigned j = i + 1;
+		while (j < nv && victims[j] == victims[j - 1] + 1 && map_get(ev->slotted, victims[j]))
+			j++;
+		drop_run(pg, victims[i], j - i, TRACE_DROP);
+		i = j;
+	}
+	/* dirty victims: a slot each, protect, copy */
+	for (unsigned i = 0; i < nv; i++) {
+		if (map_get(ev->slotted, victims[i]))
+			continue;
+		int64_t s = store_slot_alloc(&ev->store);
+		if (s < 0)
+			break;
+		dirty[nd] = victims[i];
+		slots[nd++] = (uint64_t)s;
+	}
+	unsigned keep = 0;
+	for (unsigned i = 0; i < nd;) {
+		unsigned j = i + 1;
+		while (j < nd && dirty[j] == dirty[j - 1] + 1)
+			j++;
+		if (protect(pg, dirty[i], j - i, 1) != 0) {
+			if (!ev->wp_reported++)
+				mems_diag("evictor: write protect: %s", mems_strerror(errno));
+			for (unsigned k = i; k < j; k++)
+				store_slot_free(&ev->store, slots[k]);
+		} else {
+			for (unsigned k = i; k < j; k++) {
+				dirty[keep] = dirty[k];
+				slots[keep] = slots[k];
+				memcpy(ev->ebuf + keep * pg->ps, pg->base + dirty[k] * pg->ps, pg->ps);
+				map_set(ev->evicting, dirty[k]);
+				keep++;
+			}
+		}
+		i = j;
+	}
+	nd = keep;
+	store_flush(&ev->store);
+	if (!nd)
+		return;
+
+	pthread_mutex_unlock(&pg->lock);
+	struct store_io io = { .buf = ev->ebuf, .slot = slots, .res = res, .n = nd };
+	unsigned failed = store_io(&ev->store, &ev->ering, 1, &io);
+	pthread_mutex_lock(&pg->lock);
+
+	if (failed) {
+		ev->store_full = 1;
+		ev->freed_since_full = 0;
+	}
+	for (unsigned i = 0; i < nd;) {
+		uint64_t pi = dirty[i];
+		if (!map_get(ev->evicting, pi) || res[i]) {
+			/* cancelled by a write or a free, or the write failed */
+			if (map_get(ev->evicting, pi)) {
+				map_clear(ev->evicting, pi);
+				protect(pg, pi, 1, 0);
+				ev->store_errors++;
+				if (!ev->full_reported++)
+					mems_diag("evictor: cannot write to the store in %s: %s; "
+						  "pages stay resident beyond the cap",
+						  ev->store.where, mems_strerror(-res[i]));
+			}
+			store_slot_free(&ev->store, slots[i]);
+			i++;
+			continue;
+		}
+		unsigned j = i;
+		while (j < nd && dirty[j] == pi + (j - i) && map_get(ev->evicting, dirty[j]) && !res[j]) {
+			map_clear(ev->evicting, dirty[j]);
+			ev->slot[dirty[j]] = (uint32_t)(slots[j] + 1);
+			map_set(ev->slotted, dirty[j]);
+			j++;
+		}
+		drop_run(pg, pi, j - i, TRACE_EVICT);
+		i = j;
+	}
+	store_flush(&ev->store);
+}
+
+static void *evictor_main(void *arg)
+{
+	struct mems_pager *pg = arg;
+	struct mems_evict *ev = pg->ev;
+
+	pthread_mutex_lock(&pg->lock);
+	for (;;) {
+		while (!ev->stopping && (ev->frozen || !over_target(pg)))
+			pthread_cond_wait(&ev->wake, &pg->lock);
+		if (ev->stopping)
+			break;
+		if (ev->store_full) {
+			/* a write failed: try again a second later, or once
+			 * BATCH slots were freed */
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			while (!ev->stopping && ev->freed_since_full < BATCH &&
+			       pthread_cond_timedwait(&ev->wake, &pg->lock, &ts) == 0)
+				;
+			ev->store_full = 0;
+			continue;
+		}
+		ev->busy = 1;
+		evict_batch(pg);
+		ev->busy = 0;
+		pthread_cond_broadcast(&ev->idle);
+		room_signal(ev);
+	}
+	pthread_mutex_unlock(&pg->lock);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * The handler's side (pg->lock held)
+ * ------------------------------------------------------------------- */
+
+uint64_t evict_room(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
+	if (ev->store_full || ev->frozen)
+		return UINT64_MAX;
+	return pg->touched < ev->cap ? ev->cap - pg->touched : 0;
+}
+
+void evict_kick(struct mems_pager *pg)
+{
+	pthread_cond_signal(&pg->ev->wake);
+}
+
+int evict_swapped(struct mems_pager *pg, uint64_t pi)
+{
+	return map_get(pg->ev->slotted, pi) && !map_get(pg->resident, pi);
+}
+
+void evict_populated(struct mems_pager *pg, uint64_t pi, uint64_t n)
+{
+	struct mems_evict *ev = pg->ev;
+	(void)pi;
+	if (pg->touched > ev->cap) {
+		uint64_t over = pg->touched - ev->cap;
+		ev->over_cap += over < n ? over : n;
+	}
+	if (over_target(pg))
+		evict_kick(pg);
+}
+
+uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t slots[PAGEIN_MAX], lim = committed_pages(pg), n = 0;
+	int res[PAGEIN_MAX];
+
+	if (max > PAGEIN_MAX)
+		max = PAGEIN_MAX;
+	while (n < max && pi + n < lim && evict_swapped(pg, pi + n)) {
+		slots[n] = ev->slot[pi + n] - 1;
+		n++;
+	}
+	struct store_io io = { .buf = ev->hbuf, .slot = slots, .res = res, .n = (unsigned)n };
+	store_io(&ev->store, &ev->hring, 0, &io);
+	uint64_t ok = 0;
+	while (ok < n && !res[ok])
+		ok++;
+	if (!ok) {
+		if (!ev->read_reported++)
+			mems_diag("pager: cannot read an evicted page back from %s: %s",
+				  ev->store.where, mems_strerror(-res[0]));
+		struct uffdio_poison p = { .range = { .start = addr_of(pg, pi), .len = pg->ps } };
+		if (!ev->poison || ioctl(pg->uffd, UFFDIO_POISON, &p) != 0) {
+			mems_diag("pager: the data of page %p is lost: aborting",
+				  (void *)(uintptr_t)addr_of(pg, pi));
+			abort();
+		}
+		/* the poisoned page counts as resident until freed, so that
+		 * pager_release() clears the poison with MADV_DONTNEED */
+		slot_drop(ev, pi);
+		map_set(pg->resident, pi);
+		pg->touched++;
+		store_flush(&ev->store);
+		return 0;
+	}
+	int woke;
+	int err = pager_copy_in(pg, pi, ok, ev->hbuf, 1, &woke);
+	if (err) {
+		mems_diag("pager: cannot install an evicted page: %s", mems_strerror(err));
+		if (!woke)
+			pager_wake(pg, pi);
+		return 0;
+	}
+	for (uint64_t k = pi; k < pi + ok; k++)
+		map_set(ev->ref, k);
+	ev->page_ins += ok;
+	if (!woke)
+		pager_wake(pg, pi);
+	evict_populated(pg, pi, ok);
+	return ok;
+}
+
+void evict_wp_fault(struct mems_pager *pg, uint64_t pi)
+{
+	struct mems_evict *ev = pg->ev;
+	if (map_get(ev->evicting, pi)) {
+		/* written during its eviction: it stays, dirty */
+		map_clear(ev->evicting, pi);
+		ev->cancelled++;
+		map_set(ev->ref, pi);
+	} else if (map_get(pg->resident, pi) && map_get(ev->slotted, pi)) {
+		/* a clean page written: its copy is stale from now on */
+		slot_drop(ev, pi);
+		store_flush(&ev->store);
+		map_set(ev->ref, pi);
+	}
+	/* lift the protection (a no-op on a page evicted meanwhile) and wake */
+	if (protect(pg, pi, 1, 0) != 0)
+		pager_wake(pg, pi);
+}
+
+void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi)
+{
+	struct mems_evict *ev = pg->ev;
+	for (uint64_t i = lo; i < hi;) {
+		if (!(i % 64) && i + 64 <= hi &&
+		    !__atomic_load_n(&ev->slotted[i / 64], __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&ev->evicting[i / 64], __ATOMIC_RELAXED)) {
+			i += 64;
+			continue;
+		}
+		if (map_get(ev->evicting, i))
+			map_clear(ev->evicting, i);  /* the evictor frees its slot */
+		slot_drop(ev, i);
+		map_clear(ev->ref, i);
+		i++;
+	}
+	store_flush(&ev->store);
+	if (ev->store_full && ev->freed_since_full >= BATCH)
+		evict_kick(pg);
+}
+
+/* ---------------------------------------------------------------------
+ * fork
+ * ------------------------------------------------------------------- */
+
+void evict_fork_prepare(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t lim = committed_pages(pg);
+
+	pthread_mutex_lock(&pg->lock);
+	ev->frozen = 1;
+	while (ev->busy)
+		pthread_cond_wait(&ev->idle, &pg->lock);
+	/* read everything back, through the evictor's ring (it is idle) */
+	for (uint64_t i = 0; i < lim;) {
+		if (!(i % 64) && !__atomic_load_n(&ev->slotted[i / 64], __ATOMIC_RELAXED)) {
+			i += 64;
+			continue;
+		}
+		if (!evict_swapped(pg, i)) {
+			i++;
+			continue;
+		}
+		uint64_t slots[BATCH];
+		int res[BATCH];
+		unsigned n = 0;
+		while (n < BATCH && i + n < lim && evict_swapped(pg, i + n)) {
+			slots[n] = ev->slot[i + n] - 1;
+			n++;
+		}
+		struct store_io io = { .buf = ev->ebuf, .slot = slots, .res = res, .n = n };
+		store_io(&ev->store, &ev->ering, 0, &io);
+		unsigned ok = 0;
+		while (ok < n && !res[ok])
+			ok++;
+		int woke;
+		if (ok && pager_copy_in(pg, i, ok, ev->ebuf, 1, &woke) == 0) {
+			ev->page_ins += ok;
+			i += ok;
+		} else {
+			mems_diag("fork: cannot read an evicted page back: %s; the child "
+				  "reads zeros there", mems_strerror(ok ? EIO : -res[0]));
+			i += ok ? ok : 1;
+		}
+	}
+	pthread_mutex_unlock(&pg->lock);
+}
+
+void evict_fork_parent(struct mems_pager *pg)
+{
+	pthread_mutex_lock(&pg->lock);
+	pg->ev->frozen = 0;
+	evict_kick(pg);
+	pthread_mutex_unlock(&pg->lock);
+}
+
+void evict_fork_child(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
+	/* no evictor thread, no handler: close what is ours, keep the maps
+	 * of the parent's rings (shared memory, the parent still uses it) */
+	store_fork_child(&ev->store);
+	if (ev->ering_ok)
+		close(ev->ering.ring_fd);
+	if (ev->hring_ok)
+		close(ev->hring.ring_fd);
+	close(ev->roomfd);
+	pg->ev = NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Start, stop, counters
+ * ------------------------------------------------------------------- */
+
+static void free_ev(struct mems_pager *pg, struct mems_evict *ev)
+{
+	if (ev->ering_ok)
+		io_uring_queue_exit(&ev->ering);
+	if (ev->hring_ok)
+		io_uring_queue_exit(&ev->hring);
+	store_close(&ev->store);
+	if (ev->roomfd >= 0)
+		close(ev->roomfd);
+	if (ev->slot)
+		os_unmap(ev->slot, ev->slot_bytes);
+	if (ev->slotted)
+		os_unmap(ev->slotted, 3 * ev->map_bytes);
+	if (ev->ebuf)
+		os_unmap(ev->ebuf, (BATCH + PAGEIN_MAX) * pg->ps);
+	pthread_cond_destroy(&ev->wake);
+	pthread_cond_destroy(&ev->idle);
+	os_unmap(ev, sizeof *ev);
+}
+
+int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int poison,
+		char *why, size_t whylen)
+{
+	uint64_t npages = pg->span / pg->ps;
+	struct mems_evict *ev = os_map_meta(sizeof *ev);
+	if (!ev) {
+		snprintf(why, whylen, "cannot map the evictor's state: %s", mems_strerror(errno));
+		return -1;
+	}
+	ev->roomfd = -1;
+	ev->store.fd = -1;
+	ev->cap = cap / pg->ps;
+	ev->headroom = ev->cap / 4 < BATCH ? ev->cap / 4 : BATCH;
+	ev->poison = poison;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ev->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&ev->idle, NULL);
+
+	ev->slot_bytes = npages * sizeof *ev->slot;
+	ev->map_bytes = (npages + 63) / 64 * 8;
+	ev->slot = os_map_meta(ev->slot_bytes);
+	ev->slotted = os_map_meta(3 * ev->map_bytes);
+	ev->ebuf = os_map_meta((BATCH + PAGEIN_MAX) * pg->ps);
+	ev->roomfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!ev->slot || !ev->slotted || !ev->ebuf || ev->roomfd < 0) {
+		snprintf(why, whylen, "cannot set up the evictor: %s", mems_strerror(errno));
+		goto fail;
+	}
+	ev->evicting = ev->slotted + ev->map_bytes / 8;
+	ev->ref = ev->evicting + ev->map_bytes / 8;
+	ev->hbuf = ev->ebuf + BATCH * pg->ps;
+	/* staging buffers are written before each use: populate them now so
+	 * the copies never fault */
+	memset(ev->ebuf, 0, (BATCH + PAGEIN_MAX) * pg->ps);
+	if (store_open(&ev->store, swap, npages, pg->ps, why, whylen) != 0)
+		goto fail;
+	if (store_ring_init(&ev->ering, 2 * BATCH) != 0)
+		goto ring;
+	ev->ering_ok = 1;
+	if (store_ring_init(&ev->hring, 2 * PAGEIN_MAX) != 0)
+		goto ring;
+	ev->hring_ok = 1;
+
+	pg->ev = ev;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&ev->thread, NULL, evictor_main, pg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pg->ev = NULL;
+		snprintf(why, whylen, "cannot start the evictor thread: %s", mems_strerror(rc));
+		errno = rc;
+		goto fail;
+	}
+	ev->running = 1;
+	return 0;
+ring:
+	snprintf(why, whylen, "io_uring: %s", mems_strerror(errno));
+fail:;
+	int e = errno;
+	free_ev(pg, ev);
+	errno = e ? e : ENOMEM;
+	return -1;
+}
+
+void evict_stop(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
+	if (!ev)
+		return;
+	if (ev->running) {
+		pthread_mutex_lock(&pg->lock);
+		ev->stopping = 1;
+		pthread_cond_signal(&ev->wake);
+		pthread_mutex_unlock(&pg->lock);
+		pthread_join(ev->thread, NULL);
+	}
+	pg->ev = NULL;
+	free_ev(pg, ev);
+}
+
+int evict_roomfd(struct mems_pager *pg)
+{
+	return pg->ev->roomfd;
+}
+
+void evict_counters(struct mems_pager *pg, struct pager_evict_counters *c)
+{
+	struct mems_evict *ev = pg->ev;
+	c->cap = ev->cap;
+	c->evictions = ev->evictions;
+	c->page_ins = ev->page_ins;
+	c->clean_drops = ev->clean_drops;
+	c->cancelled = ev->cancelled;
+	c->store_pages = ev->store.in_use;
+	c->bytes_written = atomic_load(&ev->store.written);
+	c->bytes_read = atomic_load(&ev->store.read);
+	c->io_wait_ns = atomic_load(&ev->store.wait_ns);
+	c->store_errors = ev->store_errors;
+	c->over_cap = ev->over_cap;
+	c->direct = ev->store.direct;
+	snprintf(c->store_where, sizeof c->store_where, "%s", ev->store.where);
+}

@@ -1,0 +1,66 @@
+/*
+ * evict.h - the resident cap: between pager.c and evict.c only.
+ *
+ * Every function here is called with pg->lock held, except evict_start,
+ * evict_stop and evict_roomfd.
+ */
+#ifndef MEMS_EVICT_H
+#define MEMS_EVICT_H
+#include <stdint.h>
+
+#include "pager.h"
+
+/* Bitmaps of the pager: a bit per OS page, words read and written
+ * atomically (the writers hold pg->lock; some readers do not). */
+static inline int map_get(const uint64_t *m, uint64_t i)
+{
+	return (__atomic_load_n(&m[i / 64], __ATOMIC_ACQUIRE) >> (i % 64)) & 1;
+}
+static inline void map_set(uint64_t *m, uint64_t i)
+{
+	__atomic_fetch_or(&m[i / 64], 1ull << (i % 64), __ATOMIC_RELEASE);
+}
+static inline void map_clear(uint64_t *m, uint64_t i)
+{
+	__atomic_fetch_and(&m[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELEASE);
+}
+
+/* Set up the cap (cap bytes, store in swap) and start the evictor thread;
+ * pg->uffd is open.  -1 with errno and a message in why. */
+int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int poison,
+		char *why, size_t whylen);
+void evict_stop(struct mems_pager *pg);
+/* The eventfd that becomes readable when the evictor has made room. */
+int evict_roomfd(struct mems_pager *pg);
+
+/* Pages the handler may populate now (UINT64_MAX when it need not wait). */
+uint64_t evict_room(struct mems_pager *pg);
+/* Ask the evictor for room (the handler has faults waiting for it). */
+void evict_kick(struct mems_pager *pg);
+/* Page pi is evicted: its contents are in the store. */
+int evict_swapped(struct mems_pager *pg, uint64_t pi);
+/* n fresh pages from pi were populated (zero filled). */
+void evict_populated(struct mems_pager *pg, uint64_t pi, uint64_t n);
+/* Resolve a missing fault on evicted page pi: read it and up to max-1
+ * evicted pages after it back in.  Returns the pages installed (0 when the
+ * read failed: the page is then poisoned, and the access gets SIGBUS). */
+uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max);
+/* A write-protect fault on page pi. */
+void evict_wp_fault(struct mems_pager *pg, uint64_t pi);
+/* Pages [lo, hi) are wholly free: cancel their eviction and free their
+ * slots (pager_release then drops what is resident). */
+void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi);
+
+void evict_fork_prepare(struct mems_pager *pg);
+void evict_fork_parent(struct mems_pager *pg);
+void evict_fork_child(struct mems_pager *pg);
+void evict_counters(struct mems_pager *pg, struct pager_evict_counters *c);
+
+/* pager.c: install n pages at pi from src with UFFDIO_COPY (write
+ * protected if wp).  Sets the resident bits and the touched count.
+ * Returns 0 or an errno value; *woke as populate_run. */
+int pager_copy_in(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *src, int wp,
+		  int *woke);
+void pager_wake(struct mems_pager *pg, uint64_t pi);
+
+#endif

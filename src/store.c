@@ -1,0 +1,301 @@
+/*
+ * store.c - the backing store for evicted pages.
+ *
+ * One file of page-sized slots.  Slot s lives at offset s * page size;
+ * slots are handed out lowest free first, so the file stays as short as
+ * the pages it holds allow, and a freed slot has its space given back at
+ * once with FALLOC_FL_PUNCH_HOLE: the file never holds more than the
+ * pages that are evicted (or resident and clean, with their copy kept)
+ * now.  Adjacent freed slots are punched with one call.
+ *
+ * The file is opened with O_DIRECT where the file system allows it, so an
+ * evicted page leaves memory for good instead of moving into the page
+ * cache; where it does not (tmpfs before 6.6, some FUSE mounts), buffered
+ * I/O.  It is unlinked from the start (O_TMPFILE, or unlink right after
+ * creating a named file), so it goes away with the process however the
+ * process ends.
+ *
+ * I/O goes through io_uring (liburing).  Each thread that does I/O owns a
+ * ring (the evictor writes, the fault handler reads): a batch is one
+ * submission, runs of adjacent slots with adjacent buffers become one
+ * request, and the caller waits for the whole batch.  The slot bitmap is
+ * under the pager lock; the counters are atomics.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "span.h"
+
+/* ---------------------------------------------------------------------
+ * Opening
+ * ------------------------------------------------------------------- */
+
+static void expand_pid(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+	for (; *in && o + 1 < len; in++) {
+		if (in[0] == '%' && in[1] == 'p') {
+			o += (size_t)snprintf(out + o, len - o, "%d", (int)getpid());
+			in++;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o < len ? o : len - 1] = 0;
+}
+
+/* Open with O_DIRECT if the file system takes it, else without. */
+static int open_either(const char *path, int flags, mode_t mode, int *direct)
+{
+	int fd = open(path, flags | O_DIRECT, mode);
+	*direct = fd >= 0;
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, flags, mode);
+	return fd;
+}
+
+int store_open(struct mems_store *st, const char *where, uint64_t nslots, uint64_t ps,
+	       char *why, size_t whylen)
+{
+	char path[256];
+	struct stat sb;
+	int fd;
+
+	memset(st, 0, sizeof *st);
+	st->fd = -1;
+	st->ps = ps;
+	if (!where[0]) {
+		const char *t = getenv("TMPDIR");
+		where = t && t[0] ? t : "/tmp";
+	}
+	expand_pid(where, path, sizeof path);
+	snprintf(st->where, sizeof st->where, "%s", path);
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fd = open_either(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600, &st->direct);
+		if (fd < 0) {
+			snprintf(why, whylen, "cannot make a file in %s: %s", path, mems_strerror(errno));
+			return -1;
+		}
+	} else {
+		fd = open_either(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &st->direct);
+		if (fd < 0) {
+			int e = errno;
+			snprintf(why, whylen, "cannot create %s: %s%s", path, mems_strerror(e),
+				 e == EEXIST ? " (name a new file or a directory)" : "");
+			errno = e;
+			return -1;
+		}
+		unlink(path);
+	}
+	st->nslots = (nslots + 63) / 64 * 64;
+	st->used = os_map_meta(st->nslots / 8);
+	if (!st->used) {
+		int e = errno;
+		close(fd);
+		snprintf(why, whylen, "cannot map the slot bitmap: %s", mems_strerror(e));
+		errno = e;
+		return -1;
+	}
+	st->fd = fd;
+	return 0;
+}
+
+void store_close(struct mems_store *st)
+{
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->used)
+		os_unmap(st->used, st->nslots / 8);
+	st->fd = -1;
+	st->used = NULL;
+}
+
+void store_fork_child(struct mems_store *st)
+{
+	store_close(st);
+}
+
+/* ---------------------------------------------------------------------
+ * Slots (pager lock held)
+ * ------------------------------------------------------------------- */
+
+int64_t store_slot_alloc(struct mems_store *st)
+{
+	for (uint64_t w = st->hint; w < st->nslots / 64; w++) {
+		if (st->used[w] == ~0ull)
+			continue;
+		int b = __builtin_ctzll(~st->used[w]);
+		st->used[w] |= 1ull << b;
+		st->hint = w;
+		st->in_use++;
+		return (int64_t)(w * 64 + (uint64_t)b);
+	}
+	return -1;
+}
+
+void store_flush(struct mems_store *st)
+{
+	if (!st->punch_n)
+		return;
+	/* Best effort: a file system without hole punching keeps the space
+	 * until the slot is written again or the store is closed. */
+	(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			(off_t)(st->punch_lo * st->ps), (off_t)(st->punch_n * st->ps));
+	st->punch_n = 0;
+}
+
+void store_slot_free(struct mems_store *st, uint64_t slot)
+{
+	st->used[slot / 64] &= ~(1ull << (slot % 64));
+	st->in_use--;
+	if (slot / 64 < st->hint)
+		st->hint = slot / 64;
+	if (st->punch_n && slot == st->punch_lo + st->punch_n) {
+		st->punch_n++;
+		return;
+	}
+	if (st->punch_n && slot + 1 == st->punch_lo) {
+		st->punch_lo--;
+		st->punch_n++;
+		return;
+	}
+	store_flush(st);
+	st->punch_lo = slot;
+	st->punch_n = 1;
+}
+
+/* ---------------------------------------------------------------------
+ * I/O
+ * ------------------------------------------------------------------- */
+
+int store_ring_init(struct io_uring *ring, unsigned entries)
+{
+	int rc = io_uring_queue_init(entries, ring, 0);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Requests of one batch: a run of pages [first, first+n) of the buffer. */
+struct req {
+	unsigned first, n, done;
+};
+
+unsigned store_io(struct mems_store *st, struct io_uring *ring, int write,
+		  const struct store_io *io)
+{
+	struct req reqs[64];
+	unsigned nreq = 0, failed = 0;
+	uint64_t t0 = now_ns();
+
+	for (unsigned i = 0; i < io->n; i++)
+		io->res[i] = 0;
+	for (unsigned i = 0; i < io->n;) {
+		unsigned j = i + 1;
+		while (j < io->n && io->slot[j] == io->slot[j - 1] + 1)
+			j++;
+		if (write && st->fail_err &&
+		    atomic_fetch_add(&st->nwrites, 1) + 1 >= st->fail_after) {
+			for (unsigned k = i; k < j; k++)
+				io->res[k] = -st->fail_err;
+			failed += j - i;
+			i = j;
+			continue;
+		}
+		reqs[nreq++] = (struct req){ .first = i, .n = j - i };
+		i = j;
+		if (nreq < sizeof reqs / sizeof reqs[0] && i < io->n)
+			continue;
+		/* submit what is gathered and wait for all of it; a short
+		 * transfer is resubmitted for the rest */
+		unsigned pending = 0;
+		for (unsigned r = 0; r < nreq; r++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+			char *buf = (char *)io->buf + reqs[r].first * st->ps;
+			off_t off = (off_t)(io->slot[reqs[r].first] * st->ps);
+			size_t len = reqs[r].n * st->ps;
+			if (write)
+				io_uring_prep_write(sqe, st->fd, buf, (unsigned)len, (uint64_t)off);
+			else
+				io_uring_prep_read(sqe, st->fd, buf, (unsigned)len, (uint64_t)off);
+			io_uring_sqe_set_data64(sqe, r);
+			pending++;
+		}
+		while (pending) {
+			int rc = io_uring_submit_and_wait(ring, 1);
+			if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+				/* the ring itself failed: everything pending failed */
+				for (unsigned r = 0; r < nreq; r++)
+					if (reqs[r].done < reqs[r].n * st->ps)
+						for (unsigned k = 0; k < reqs[r].n; k++)
+							if (!io->res[reqs[r].first + k]) {
+								io->res[reqs[r].first + k] = rc;
+								failed++;
+							}
+				pending = 0;
+				break;
+			}
+			struct io_uring_cqe *cqe;
+			while (io_uring_peek_cqe(ring, &cqe) == 0) {
+				struct req *q = &reqs[io_uring_cqe_get_data64(cqe)];
+				int res = cqe->res;
+				io_uring_cqe_seen(ring, cqe);
+				pending--;
+				size_t want = q->n * st->ps - q->done;
+				if (res > 0 && (size_t)res < want) {
+					/* short: go on from where it stopped */
+					q->done += (unsigned)res;
+					struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+					char *buf = (char *)io->buf + q->first * st->ps + q->done;
+					uint64_t off = io->slot[q->first] * st->ps + q->done;
+					if (write)
+						io_uring_prep_write(sqe, st->fd, buf, (unsigned)(want - (size_t)res), off);
+					else
+						io_uring_prep_read(sqe, st->fd, buf, (unsigned)(want - (size_t)res), off);
+					io_uring_sqe_set_data64(sqe, (uint64_t)(q - reqs));
+					pending++;
+					continue;
+				}
+				if (res > 0) {
+					q->done += (unsigned)res;
+					continue;
+				}
+				/* an error, or end of file on a read (never written) */
+				int err = res < 0 ? -res : EIO;
+				for (unsigned k = q->done / (unsigned)st->ps; k < q->n; k++) {
+					io->res[q->first + k] = -err;
+					failed++;
+				}
+				q->done = q->n * (unsigned)st->ps;
+			}
+		}
+		for (unsigned r = 0; r < nreq; r++) {
+			uint64_t bytes = 0;
+			for (unsigned k = 0; k < reqs[r].n; k++)
+				if (!io->res[reqs[r].first + k])
+					bytes += st->ps;
+			atomic_fetch_add(write ? &st->written : &st->read, bytes);
+		}
+		nreq = 0;
+	}
+	atomic_fetch_add(&st->wait_ns, now_ns() - t0);
+	return failed;
+}
