@@ -207,10 +207,13 @@ static unsigned choose(struct mems_pager *pg, uint64_t *victims)
 	struct mems_evict *ev = pg->ev;
 	uint64_t lim = committed_pages(pg), scanned = 0;
 	unsigned n = 0;
+	int wrapped = 0;
 
 	while (n < BATCH && scanned < 2 * lim + 64) {
-		if (ev->hand >= lim)
+		if (ev->hand >= lim) {
 			ev->hand = 0;
+			wrapped = 1;
+		}
 		uint64_t h = ev->hand;
 		if (!(h % 64) && !__atomic_load_n(&pg->resident[h / 64], __ATOMIC_RELAXED)) {
 			ev->hand += 64;
@@ -218,10 +221,17 @@ static unsigned choose(struct mems_pager *pg, uint64_t *victims)
 			continue;
 		}
 		if (map_get(pg->resident, h) && !map_get(ev->evicting, h)) {
-			if (map_get(ev->ref, h))
+			if (map_get(ev->ref, h)) {
 				map_clear(ev->ref, h);
-			else
-				victims[n++] = h;
+			} else {
+				/* after a wrap the hand can come back to a page
+				 * it has already chosen */
+				unsigned k = 0;
+				while (wrapped && k < n && victims[k] != h)
+					k++;
+				if (!wrapped || k == n)
+					victims[n++] = h;
+			}
 		}
 		ev->hand++;
 		scanned++;
@@ -683,4 +693,17 @@ void evict_counters(struct mems_pager *pg, struct pager_evict_counters *c)
 	c->over_cap = ev->over_cap;
 	c->direct = ev->store.direct;
 	snprintf(c->store_where, sizeof c->store_where, "%s", ev->store.where);
+}
+
+/* Test hook: from the after-th write request on, store writes fail with
+ * err (0 turns it off). */
+void evict_test_fail(struct mems_pager *pg, int err, uint64_t after)
+{
+	pthread_mutex_lock(&pg->lock);
+	if (pg->ev) {
+		atomic_store(&pg->ev->store.nwrites, 0);
+		pg->ev->store.fail_after = after;
+		pg->ev->store.fail_err = err;
+	}
+	pthread_mutex_unlock(&pg->lock);
 }

@@ -55,6 +55,9 @@ void evict_fork_prepare(struct mems_pager *pg);
 void evict_fork_parent(struct mems_pager *pg);
 void evict_fork_child(struct mems_pager *pg);
 void evict_counters(struct mems_pager *pg, struct pager_evict_counters *c);
+/* Tests only (takes pg->lock): store writes fail with err from the
+ * after-th request on; err 0 turns it off. */
+void evict_test_fail(struct mems_pager *pg, int err, uint64_t after);
 
 /* pager.c: install n pages at pi from src with UFFDIO_COPY (write
  * protected if wp).  Sets the resident bits and the touched count.

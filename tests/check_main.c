@@ -24,7 +24,7 @@ int main(void)
 		{ "pager", pager_suite }, { "stats", stats_suite },
 		{ "api", api_suite }, { "scenario", scenario_suite },
 		{ "ptr", ptr_suite }, { "preload", preload_suite },
-		{ "trace", trace_suite },
+		{ "trace", trace_suite }, { "evict", evict_suite },
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {

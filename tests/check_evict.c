@@ -1,0 +1,589 @@
+/*
+ * check_evict.c - the resident cap: eviction to the store, page-in,
+ * clean drops, failures, fork, and a real program under a cap.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "evict.h"
+#include "testutil.h"
+#include "trace.h"
+
+#define CAP_MIB 4
+#define PS 4096u
+
+static char dir[] = "/tmp/mems-evict-XXXXXX";
+
+static void setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	mems_finish();
+	mems_option_reset();
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void start_cap(const char *cap)
+{
+	ck_assert_int_eq(mems_option_set("resident_max", cap), 0);
+	ck_assert_int_eq(mems_option_set("swap_file", dir), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	ck_assert_str_eq(t_stats().mode_name, "uffd");
+}
+
+/* Page i of a buffer holds its index and a version in every 64-bit word,
+ * so a page from the wrong slot, a stale copy or a torn one all show. */
+static void fill(unsigned char *page, uint64_t i, uint64_t ver)
+{
+	uint64_t *w = (uint64_t *)(void *)page;
+	for (unsigned k = 0; k < PS / 8; k++)
+		w[k] = (i << 32) ^ (ver << 8) ^ k;
+}
+
+static int check(const unsigned char *page, uint64_t i, uint64_t ver)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)page;
+	for (unsigned k = 0; k < PS / 8; k++)
+		if (w[k] != ((i << 32) ^ (ver << 8) ^ k))
+			return 0;
+	return 1;
+}
+
+/* Stats once the evictor is idle (it runs on while touched is within its
+ * headroom of the cap), so that they can be compared with mincore. */
+static struct mems_stats settled(void)
+{
+	struct mems_stats a = t_stats(), b;
+	for (;;) {
+		usleep(20000);
+		b = t_stats();
+		if (b.pages_touched == a.pages_touched && b.evictions == a.evictions &&
+		    b.clean_drops == a.clean_drops)
+			return b;
+		a = b;
+	}
+}
+
+/* The store's file, found through this process's descriptors: its
+ * allocated bytes, or -1 when no descriptor refers to a file in dir. */
+static long long store_file_bytes(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long long bytes = -1;
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char link[300], target[512];
+		snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (strncmp(target, dir, strlen(dir)) != 0)
+			continue;
+		struct stat sb;
+		ck_assert_int_eq(stat(link, &sb), 0);
+		bytes = (long long)sb.st_blocks * 512;
+	}
+	closedir(d);
+	return bytes;
+}
+
+/* ---------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------- */
+
+START_TEST(cap_option_is_checked)
+{
+	char buf[32];
+	ck_assert_int_eq(mems_option_set("resident_max", "512K"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(mems_option_set("resident_max", "lots"), -1);
+	ck_assert_int_eq(mems_option_set("resident_max", "-1"), -1);
+	ck_assert_int_eq(mems_option_set("resident_max", "0"), 0);
+	ck_assert_int_eq(mems_option_set("resident_max", "8M"), 0);
+	mems_option_get("resident_max", buf, sizeof buf);
+	ck_assert_str_eq(buf, "8M");
+	/* the bad values left the good one in place */
+	ck_assert_int_eq(mems_option_set("resident_max", "1k"), -1);
+	mems_option_get("resident_max", buf, sizeof buf);
+	ck_assert_str_eq(buf, "8M");
+}
+END_TEST
+
+static void init_fails(void *unused)
+{
+	(void)unused;
+	ck_assert_int_eq(mems_try_init(), -1);
+}
+
+START_TEST(cap_needs_full_userfaultfd)
+{
+	static const char *const modes[] = { "uffd-user", "kernel" };
+	ck_assert_int_eq(mems_option_set("resident_max", "8M"), 0);
+	ck_assert_int_eq(mems_option_set("pager", modes[_i]), 0);
+	char *err = t_capture(2, init_fails, NULL);
+	ck_assert_msg(strstr(err, "MEMS_RESIDENT_MAX needs MEMS_PAGER=uffd or auto"), "%s", err);
+	free(err);
+	ck_assert_ptr_null(mems_ptr_malloc(16));
+}
+END_TEST
+
+START_TEST(cap_as_an_ordinary_user_fails_clearly)
+{
+	/* nobody gets only user-mode-only userfaultfd, which cannot see the
+	 * kernel's own faults on evicted pages */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		mems_option_set("resident_max", "8M");
+		char *err = t_capture(2, init_fails, NULL);
+		_exit(strstr(err, "MEMS_RESIDENT_MAX needs full userfaultfd") ? 0 : 1);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+}
+END_TEST
+
+START_TEST(named_store_must_be_new_and_goes_away)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/store", dir);
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(mems_option_set("resident_max", "4M"), 0);
+	ck_assert_int_eq(mems_option_set("swap_file", path), 0);
+	char *err = t_capture(2, init_fails, NULL);
+	ck_assert_msg(strstr(err, "File exists"), "%s", err);
+	free(err);
+	/* the user's file is untouched */
+	struct stat sb;
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(unlink(path), 0);
+
+	ck_assert_int_eq(mems_try_init(), 0);
+	/* unlinked at once: nothing is left behind however the process ends */
+	ck_assert_int_eq(stat(path, &sb), -1);
+	ck_assert_int_ge(store_file_bytes(), 0);
+	ck_assert_str_eq(t_stats().store_path, path);
+	mems_finish();
+	ck_assert_int_eq(store_file_bytes(), -1);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Eviction and page-in
+ * ------------------------------------------------------------------- */
+
+struct worker {
+	unsigned char *buf;
+	uint64_t pages, first, stride, ops, seed;
+	uint32_t *ver;              /* per page, in glibc memory */
+	uint64_t bad, done;
+};
+
+/* Each thread owns the pages first, first+stride, ...: it reads one at
+ * random, checks it, and rewrites it with the next version. */
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t own = (w->pages - w->first + w->stride - 1) / w->stride;
+	for (uint64_t op = 0; op < w->ops; op++) {
+		uint64_t i = w->first + (t_rand(&w->seed) % own) * w->stride;
+		unsigned char *p = w->buf + i * PS;
+		if (!check(p, i, w->ver[i]))
+			w->bad++;
+		if (t_rand(&w->seed) % 4)
+			fill(p, i, ++w->ver[i]);
+		w->done++;
+	}
+	return NULL;
+}
+
+struct sampler {
+	volatile int stop;
+	uint64_t max_touched;
+	long max_rss;
+};
+
+static void *sample(void *arg)
+{
+	struct sampler *s = arg;
+	while (!s->stop) {
+		uint64_t t = t_stats().pages_touched;
+		long r = t_rss_anon_kib();
+		s->max_touched = t > s->max_touched ? t : s->max_touched;
+		s->max_rss = r > s->max_rss ? r : s->max_rss;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+START_TEST(working_set_8x_cap_with_threads)
+{
+	enum { THREADS = 4 };
+	const uint64_t cap = CAP_MIB << 20, pages = 8 * cap / PS;
+	start_cap("4M");
+	long base = t_rss_anon_kib();
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	ck_assert_ptr_nonnull(buf);
+	uint32_t *ver = calloc(pages, sizeof *ver);
+	for (uint64_t i = 0; i < pages; i++)
+		fill(buf + i * PS, i, 0);
+
+	struct sampler sm = { 0 };
+	pthread_t st, th[THREADS];
+	struct worker w[THREADS];
+	pthread_create(&st, NULL, sample, &sm);
+	for (int t = 0; t < THREADS; t++) {
+		w[t] = (struct worker){ .buf = buf, .pages = pages, .first = (uint64_t)t,
+					.stride = THREADS, .ops = 12000, .seed = 77 + (uint64_t)t,
+					.ver = ver };
+		pthread_create(&th[t], NULL, work, &w[t]);
+	}
+	for (int t = 0; t < THREADS; t++)
+		pthread_join(th[t], NULL);
+	sm.stop = 1;
+	pthread_join(st, NULL);
+
+	uint64_t bad = 0;
+	for (int t = 0; t < THREADS; t++)
+		bad += w[t].bad;
+	for (uint64_t i = 0; i < pages; i++)
+		bad += !check(buf + i * PS, i, ver[i]);
+	ck_assert_uint_eq(bad, 0);
+
+	struct mems_stats s = settled();
+	ck_assert_uint_eq(s.resident_cap, cap / PS);
+	ck_assert_uint_le(sm.max_touched, cap / PS);
+	ck_assert_uint_le(s.pages_touched, cap / PS);
+	ck_assert_uint_eq(s.pages_touched, t_mincore());
+	ck_assert_uint_gt(s.evictions, pages);
+	ck_assert_uint_gt(s.page_ins, pages);
+	ck_assert_uint_eq(s.store_errors, 0);
+	ck_assert_uint_eq(s.over_cap, 0);
+	ck_assert_uint_eq(s.store_written % PS, 0);
+	ck_assert_uint_ge(s.store_read, s.page_ins * PS);
+	/* RSS: the cap, plus the slack docs/DESIGN.md gives (staging buffers
+	 * and the pager's maps) */
+	long slack_kib = 2048;
+	ck_assert_msg(sm.max_rss - base <= (long)(cap >> 10) + slack_kib,
+		      "RssAnon grew by %ld KiB over a %llu KiB cap", sm.max_rss - base,
+		      (unsigned long long)(cap >> 10));
+	fprintf(stderr, "evict: 8x cap, 4 threads: peak touched %llu of %llu, RssAnon +%ld KiB, "
+		"evictions %llu, page-ins %llu, clean drops %llu, cancelled %llu\n",
+		(unsigned long long)sm.max_touched, (unsigned long long)(cap / PS),
+		sm.max_rss - base, (unsigned long long)s.evictions,
+		(unsigned long long)s.page_ins, (unsigned long long)s.clean_drops,
+		(unsigned long long)s.evictions_cancelled);
+
+	/* freeing gives the store space back */
+	ck_assert_uint_gt(s.store_bytes, 0);
+	mems_ptr_free(buf);
+	s = t_stats();
+	ck_assert_uint_eq(s.store_bytes, 0);
+	ck_assert_uint_eq(s.pages_touched, 0);
+	ck_assert_int_eq(store_file_bytes(), 0);
+	free(ver);
+}
+END_TEST
+
+START_TEST(clean_pages_are_dropped_without_a_write)
+{
+	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
+	start_cap("4M");
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	for (uint64_t i = 0; i < pages; i++)
+		fill(buf + i * PS, i, 1);
+	uint64_t bad = 0, written[3];
+	for (int pass = 0; pass < 3; pass++) {
+		for (uint64_t i = 0; i < pages; i++)
+			bad += !check(buf + i * PS, i, 1);
+		written[pass] = t_stats().store_written;
+	}
+	ck_assert_uint_eq(bad, 0);
+	/* after the first pass every page has its copy: reading never writes */
+	ck_assert_uint_eq(written[1], written[0]);
+	ck_assert_uint_eq(written[2], written[0]);
+	struct mems_stats s = t_stats();
+	ck_assert_uint_ge(s.clean_drops, pages);
+	ck_assert_uint_le(s.evictions, pages);
+	/* a write to a clean page frees its copy: the store shrinks */
+	uint64_t before = s.store_bytes;
+	for (uint64_t i = 0; i < pages; i += 2)
+		fill(buf + i * PS, i, 2);
+	ck_assert_uint_lt(t_stats().store_bytes, before);
+	for (uint64_t i = 0; i < pages; i++)
+		bad += !check(buf + i * PS, i, i % 2 ? 1 : 2);
+	ck_assert_uint_eq(bad, 0);
+}
+END_TEST
+
+struct hammer {
+	volatile uint64_t *words;
+	unsigned n;
+	volatile int stop;
+	uint64_t count;
+};
+
+static void *hammer(void *arg)
+{
+	struct hammer *h = arg;
+	while (!h->stop) {
+		h->count++;
+		for (unsigned k = 0; k < h->n; k++)
+			h->words[k * (PS / 8)] = h->count;
+	}
+	return NULL;
+}
+
+START_TEST(writes_during_eviction_are_kept)
+{
+	/* one thread keeps writing 16 pages while the main thread streams
+	 * through 8x the cap, so the evictor keeps choosing them: every write
+	 * must survive, whether it landed before, during or after eviction */
+	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
+	start_cap("4M");
+	struct hammer h = { .n = 16 };
+	h.words = mems_ptr_aligned(PS, h.n * PS);
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	pthread_t t;
+	pthread_create(&t, NULL, hammer, &h);
+	for (int pass = 0; pass < 4; pass++)
+		for (uint64_t i = 0; i < pages; i++)
+			buf[i * PS] = (unsigned char)(i + (uint64_t)pass);
+	h.stop = 1;
+	pthread_join(t, NULL);
+	for (unsigned k = 0; k < h.n; k++)
+		ck_assert_uint_eq(h.words[k * (PS / 8)], h.count);
+	for (uint64_t i = 0; i < pages; i++)
+		ck_assert_uint_eq(buf[i * PS], (unsigned char)(i + 3));
+	struct mems_stats s = t_stats();
+	fprintf(stderr, "evict: hammered pages: %llu rounds, %llu evictions cancelled by a write\n",
+		(unsigned long long)h.count, (unsigned long long)s.evictions_cancelled);
+}
+END_TEST
+
+START_TEST(system_calls_read_and_write_evicted_pages)
+{
+	/* the kernel's own accesses (read(2) into, write(2) from an evicted
+	 * page) fault to the handler too, and page in */
+	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
+	start_cap("4M");
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	for (uint64_t i = 0; i < pages; i++)
+		fill(buf + i * PS, i, 5);
+	int fd = memfd_create("io", 0);
+	ck_assert_int_ge(fd, 0);
+	/* the first pages are evicted by now */
+	ck_assert_int_eq(write(fd, buf, 64 * PS), 64 * PS);
+	ck_assert_int_eq(pread(fd, buf + (pages - 64) * PS, 64 * PS, 0), 64 * PS);
+	for (uint64_t i = 0; i < 64; i++) {
+		ck_assert(check(buf + i * PS, i, 5));
+		ck_assert(check(buf + (pages - 64 + i) * PS, i, 5));
+	}
+	close(fd);
+}
+END_TEST
+
+START_TEST(fork_child_reads_evicted_pages)
+{
+	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
+	start_cap("4M");
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	for (uint64_t i = 0; i < pages; i++)
+		fill(buf + i * PS, i, 3);
+	struct mems_stats s = t_stats();
+	ck_assert_uint_ge(s.evictions, pages - s.resident_cap);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		uint64_t bad = 0;
+		for (uint64_t i = 0; i < pages; i++)
+			bad += !check(buf + i * PS, i, 3);
+		/* and the child goes on allocating and writing */
+		unsigned char *more = mems_ptr_malloc(1 << 20);
+		memset(more, 7, 1 << 20);
+		for (uint64_t i = 0; i < pages; i += 3)
+			fill(buf + i * PS, i, 4);
+		_exit(bad ? 1 : more[12345] == 7 ? 0 : 2);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	/* the parent's data is its own, and the cap holds again */
+	uint64_t bad = 0;
+	for (uint64_t i = 0; i < pages; i++)
+		bad += !check(buf + i * PS, i, 3);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_le(settled().pages_touched, t_stats().resident_cap);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Failures
+ * ------------------------------------------------------------------- */
+
+static void write_and_check(uint64_t pages, uint64_t ver)
+{
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	ck_assert_ptr_nonnull(buf);
+	for (uint64_t i = 0; i < pages; i++)
+		fill(buf + i * PS, i, ver);
+	uint64_t bad = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t i = 0; i < pages; i++)
+			bad += !check(buf + i * PS, i, ver);
+	ck_assert_uint_eq(bad, 0);
+}
+
+static void io_error_run(void *unused)
+{
+	(void)unused;
+	evict_test_fail(&mems_g.pg, EIO, 20);
+	write_and_check(4 * (CAP_MIB << 20) / PS, 6);
+}
+
+START_TEST(write_errors_keep_pages_resident)
+{
+	start_cap("4M");
+	char *err = t_capture(2, io_error_run, NULL);
+	ck_assert_msg(strstr(err, "cannot write to the store") && strstr(err, "Input/output error"),
+		      "%s", err);
+	ck_assert_ptr_null(strstr(strstr(err, "cannot write") + 1, "cannot write"));
+	free(err);
+	struct mems_stats s = settled();
+	ck_assert_uint_gt(s.store_errors, 0);
+	ck_assert_uint_gt(s.over_cap, 0);
+	ck_assert_uint_gt(s.pages_touched, s.resident_cap);
+	ck_assert_uint_eq(s.pages_touched, t_mincore());
+	/* the store recovers: with writes working again the cap comes back */
+	evict_test_fail(&mems_g.pg, 0, 0);
+	sleep(1);
+	write_and_check(4 * (CAP_MIB << 20) / PS, 7);
+	ck_assert_uint_le(t_stats().pages_touched, t_stats().resident_cap);
+}
+END_TEST
+
+static void enospc_run(void *unused)
+{
+	(void)unused;
+	write_and_check(4 * (CAP_MIB << 20) / PS, 8);
+}
+
+START_TEST(full_store_on_tmpfs_loses_nothing)
+{
+	/* a real ENOSPC: the store on a 1 MiB tmpfs, in a mount namespace of
+	 * this (forked) test process */
+	ck_assert_int_eq(geteuid(), 0);
+	ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", 0, "size=1m"), 0);
+	start_cap("4M");
+	char *err = t_capture(2, enospc_run, NULL);
+	ck_assert_msg(strstr(err, "No space left on device"), "%s", err);
+	free(err);
+	struct mems_stats s = settled();
+	ck_assert_uint_gt(s.store_errors, 0);
+	ck_assert_uint_gt(s.over_cap, 0);
+	ck_assert_uint_le(s.store_bytes, 1 << 20);
+	ck_assert_uint_gt(s.pages_touched, s.resident_cap);
+	ck_assert_uint_eq(s.pages_touched, t_mincore());
+	mems_finish();
+	ck_assert_int_eq(umount(dir), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Stats and trace
+ * ------------------------------------------------------------------- */
+
+START_TEST(stats_show_the_cap_only_when_set)
+{
+	ck_assert_int_eq(mems_try_init(), 0);
+	char *out = t_capture_stats();
+	ck_assert_ptr_null(strstr(out, "Resident cap:"));
+	free(out);
+	mems_finish();
+	start_cap("4M");
+	write_and_check(2 * (CAP_MIB << 20) / PS, 1);
+	out = t_capture_stats();
+	struct mems_stats s = t_stats();
+	char want[160];
+	snprintf(want, sizeof want, "Resident cap:\t1024 pages; evictions %llu, page-ins %llu",
+		 (unsigned long long)s.evictions, (unsigned long long)s.page_ins);
+	ck_assert_msg(strstr(out, want), "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "Store:\t"));
+	free(out);
+	char js[4096];
+	mems_stats_json(js, sizeof js);
+	snprintf(want, sizeof want, "\"evictions\":%llu,", (unsigned long long)s.evictions);
+	ck_assert_msg(strstr(js, want), "%s", js);
+}
+END_TEST
+
+START_TEST(trace_records_evictions_and_page_ins)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/t.trc", dir);
+	ck_assert_int_eq(mems_option_set("trace", path), 0);
+	start_cap("4M");
+	write_and_check(4 * (CAP_MIB << 20) / PS, 2);
+	struct mems_stats s = t_stats();
+	mems_finish();
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	struct mems_trace_header h;
+	ck_assert_int_eq(fread(&h, sizeof h, 1, f), 1);
+	uint64_t pages[TRACE_KIND_MAX + 1] = { 0 };
+	struct mems_trace_rec r;
+	while (fread(&r, sizeof r, 1, f) == 1) {
+		ck_assert_uint_le(r.kind, TRACE_KIND_MAX);
+		pages[r.kind] += r.pages;
+	}
+	fclose(f);
+	ck_assert_uint_eq(pages[TRACE_EVICT], s.evictions);
+	ck_assert_uint_eq(pages[TRACE_PAGEIN], s.page_ins);
+	ck_assert_uint_eq(pages[TRACE_DROP], s.clean_drops);
+	ck_assert_uint_gt(s.evictions, 0);
+}
+END_TEST
+
+Suite *evict_suite(void)
+{
+	Suite *s = suite_create("evict");
+	TCase *tc = tcase_create("evict");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, cap_option_is_checked);
+	tcase_add_loop_test(tc, cap_needs_full_userfaultfd, 0, 2);
+	tcase_add_test(tc, cap_as_an_ordinary_user_fails_clearly);
+	tcase_add_test(tc, named_store_must_be_new_and_goes_away);
+	tcase_add_test(tc, working_set_8x_cap_with_threads);
+	tcase_add_test(tc, clean_pages_are_dropped_without_a_write);
+	tcase_add_test(tc, writes_during_eviction_are_kept);
+	tcase_add_test(tc, system_calls_read_and_write_evicted_pages);
+	tcase_add_test(tc, fork_child_reads_evicted_pages);
+	tcase_add_test(tc, write_errors_keep_pages_resident);
+	tcase_add_test(tc, full_store_on_tmpfs_loses_nothing);
+	tcase_add_test(tc, stats_show_the_cap_only_when_set);
+	tcase_add_test(tc, trace_records_evictions_and_page_ins);
+	suite_add_tcase(s, tc);
+	return s;
+}
