@@ -153,6 +153,7 @@ static void slot_drop(struct mems_evict *ev, uint64_t pi)
 	ev->slot[pi] = 0;
 	map_clear(ev->slotted, pi);
 	ev->freed_since_full++;
+	pthread_cond_signal(&ev->wake);   /* to punch the slot's space */
 }
 
 static void room_signal(struct mems_evict *ev)
@@ -291,7 +292,6 @@ static void evict_batch(struct mems_pager *pg)
 		i = j;
 	}
 	nd = keep;
-	store_flush(&ev->store);
 	if (!nd)
 		return;
 
@@ -331,7 +331,6 @@ static void evict_batch(struct mems_pager *pg)
 		drop_run(pg, pi, j - i, TRACE_EVICT);
 		i = j;
 	}
-	store_flush(&ev->store);
 }
 
 static void *evictor_main(void *arg)
@@ -341,10 +340,26 @@ static void *evictor_main(void *arg)
 
 	pthread_mutex_lock(&pg->lock);
 	for (;;) {
-		while (!ev->stopping && (ev->frozen || !over_target(pg)))
+		while (!ev->stopping && (ev->frozen || !over_target(pg)) && !ev->store.npunch)
 			pthread_cond_wait(&ev->wake, &pg->lock);
 		if (ev->stopping)
 			break;
+		/* give freed store space back (holding the lock only to pick
+		 * the runs: they stay reserved while punched) */
+		uint64_t lo, n;
+		while (!ev->stopping && store_punch_take(&ev->store, &lo, &n)) {
+			ev->busy = 1;
+			pthread_mutex_unlock(&pg->lock);
+			store_punch(&ev->store, lo, n);
+			pthread_mutex_lock(&pg->lock);
+			store_punch_done(&ev->store, lo, n);
+			ev->busy = 0;
+		}
+		pthread_cond_broadcast(&ev->idle);
+		if (ev->stopping)
+			break;
+		if (ev->frozen || !over_target(pg))
+			continue;
 		if (ev->store_full) {
 			/* a write failed: try again a second later, or once
 			 * BATCH slots were freed */
@@ -401,7 +416,7 @@ void evict_populated(struct mems_pager *pg, uint64_t pi, uint64_t n)
 		evict_kick(pg);
 }
 
-uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max)
+uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int write)
 {
 	struct mems_evict *ev = pg->ev;
 	uint64_t slots[PAGEIN_MAX], lim = committed_pages(pg), n = 0;
@@ -433,11 +448,24 @@ uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max)
 		slot_drop(ev, pi);
 		map_set(pg->resident, pi);
 		pg->touched++;
-		store_flush(&ev->store);
 		return 0;
 	}
-	int woke;
-	int err = pager_copy_in(pg, pi, ok, ev->hbuf, 1, &woke);
+	/* a write fault would take a write-protect fault right after: the
+	 * page it writes goes in writable, its copy freed */
+	int woke, err = 0;
+	if (write) {
+		err = pager_copy_in(pg, pi, 1, ev->hbuf, 0, &woke);
+		if (!err) {
+			slot_drop(ev, pi);
+			}
+	}
+	if (!err && ok > (uint64_t)write) {
+		int woke2;
+		err = pager_copy_in(pg, pi + write, ok - (uint64_t)write,
+				    ev->hbuf + (uint64_t)write * pg->ps, 1, &woke2);
+		if (!write)
+			woke = woke2;
+	}
 	if (err) {
 		mems_diag("pager: cannot install an evicted page: %s", mems_strerror(err));
 		if (!woke)
@@ -453,23 +481,35 @@ uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max)
 	return ok;
 }
 
-void evict_wp_fault(struct mems_pager *pg, uint64_t pi)
+static int clean(struct mems_pager *pg, uint64_t pi)
+{
+	return map_get(pg->resident, pi) && map_get(pg->ev->slotted, pi);
+}
+
+uint64_t evict_wp_fault(struct mems_pager *pg, uint64_t pi, uint64_t max)
 {
 	struct mems_evict *ev = pg->ev;
+	uint64_t n = 1;
 	if (map_get(ev->evicting, pi)) {
 		/* written during its eviction: it stays, dirty */
 		map_clear(ev->evicting, pi);
 		ev->cancelled++;
 		map_set(ev->ref, pi);
-	} else if (map_get(pg->resident, pi) && map_get(ev->slotted, pi)) {
-		/* a clean page written: its copy is stale from now on */
-		slot_drop(ev, pi);
-		store_flush(&ev->store);
-		map_set(ev->ref, pi);
+	} else if (clean(pg, pi)) {
+		/* a clean page written: its copy is stale from now on, and so
+		 * are those of the clean pages after it in a writer's stream */
+		uint64_t lim = committed_pages(pg);
+		while (n < max && pi + n < lim && clean(pg, pi + n))
+			n++;
+		for (uint64_t k = pi; k < pi + n; k++) {
+			slot_drop(ev, k);
+			map_set(ev->ref, k);
+		}
 	}
 	/* lift the protection (a no-op on a page evicted meanwhile) and wake */
-	if (protect(pg, pi, 1, 0) != 0)
+	if (protect(pg, pi, n, 0) != 0)
 		pager_wake(pg, pi);
+	return n;
 }
 
 void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi)
@@ -488,7 +528,6 @@ void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 		map_clear(ev->ref, i);
 		i++;
 	}
-	store_flush(&ev->store);
 	if (ev->store_full && ev->freed_since_full >= BATCH)
 		evict_kick(pg);
 }
@@ -599,7 +638,7 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int poiso
 	ev->roomfd = -1;
 	ev->store.fd = -1;
 	ev->cap = cap / pg->ps;
-	ev->headroom = ev->cap / 4 < BATCH ? ev->cap / 4 : BATCH;
+	ev->headroom = ev->cap / 8 < 4 * BATCH ? ev->cap / 8 : 4 * BATCH;
 	ev->poison = poison;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

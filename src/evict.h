@@ -42,11 +42,14 @@ int evict_swapped(struct mems_pager *pg, uint64_t pi);
 /* n fresh pages from pi were populated (zero filled). */
 void evict_populated(struct mems_pager *pg, uint64_t pi, uint64_t n);
 /* Resolve a missing fault on evicted page pi: read it and up to max-1
- * evicted pages after it back in.  Returns the pages installed (0 when the
- * read failed: the page is then poisoned, and the access gets SIGBUS). */
-uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max);
-/* A write-protect fault on page pi. */
-void evict_wp_fault(struct mems_pager *pg, uint64_t pi);
+ * evicted pages after it back in, clean (write protected), but page pi
+ * itself dirty if the fault is a write.  Returns the pages installed (0
+ * when the read failed: the page is then poisoned, and the access gets
+ * SIGBUS). */
+uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int write);
+/* A write-protect fault on page pi: make it, and up to max-1 clean pages
+ * after it (a sequential writer's next pages), dirty.  Returns how many. */
+uint64_t evict_wp_fault(struct mems_pager *pg, uint64_t pi, uint64_t max);
 /* Pages [lo, hi) are wholly free: cancel their eviction and free their
  * slots (pager_release then drops what is resident). */
 void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi);

@@ -262,10 +262,15 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 
 	if (wp) {
 		pg->faults++;
-		if (pg->ev)
-			evict_wp_fault(pg, pi);
-		else
+		if (pg->ev) {
+			/* writes stream through clean pages as reads do through
+			 * missing ones: the same adaptive window */
+			uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
+			n = evict_wp_fault(pg, pi, w);
+			stream_advance(pg, pi, pi + n);
+		} else {
 			pager_wake(pg, pi);
+		}
 		trace_fault(pg, TRACE_WP, pi, 0, tid, t_read);
 		return 0;
 	}
@@ -287,7 +292,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 	if (w > room)
 		w = (uint32_t)room;
 	if (pg->ev && evict_swapped(pg, pi)) {
-		n = evict_page_in(pg, pi, w);
+		n = evict_page_in(pg, pi, w, write);
 		stream_advance(pg, pi, pi + (n ? n : 1));
 		if (n)
 			trace_fault(pg, TRACE_PAGEIN, pi, n, tid, t_read);

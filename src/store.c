@@ -4,9 +4,13 @@
  * One file of page-sized slots.  Slot s lives at offset s * page size;
  * slots are handed out lowest free first, so the file stays as short as
  * the pages it holds allow, and a freed slot has its space given back at
- * once with FALLOC_FL_PUNCH_HOLE: the file never holds more than the
- * pages that are evicted (or resident and clean, with their copy kept)
- * now.  Adjacent freed slots are punched with one call.
+ * once with FALLOC_FL_PUNCH_HOLE, by the evictor thread soon after (a
+ * punch can cost tens of microseconds on ext4, too much for the fault
+ * path): the file holds no more than the pages that are evicted (or
+ * resident and clean, with their copy kept), plus slots freed in the last
+ * moments.  A freed slot is reusable at once; runs of adjacent freed slots
+ * are punched with one call, and a slot taken again before its punch is
+ * simply not punched.
  *
  * The file is opened with O_DIRECT where the file system allows it, so an
  * evicted page leaves memory for good instead of moving into the page
@@ -97,7 +101,7 @@ int store_open(struct mems_store *st, const char *where, uint64_t nslots, uint64
 		unlink(path);
 	}
 	st->nslots = (nslots + 63) / 64 * 64;
-	st->used = os_map_meta(st->nslots / 8);
+	st->used = os_map_meta(2 * st->nslots / 8);
 	if (!st->used) {
 		int e = errno;
 		close(fd);
@@ -105,6 +109,7 @@ int store_open(struct mems_store *st, const char *where, uint64_t nslots, uint64
 		errno = e;
 		return -1;
 	}
+	st->topunch = st->used + st->nslots / 64;
 	st->fd = fd;
 	return 0;
 }
@@ -114,7 +119,7 @@ void store_close(struct mems_store *st)
 	if (st->fd >= 0)
 		close(st->fd);
 	if (st->used)
-		os_unmap(st->used, st->nslots / 8);
+		os_unmap(st->used, 2 * st->nslots / 8);
 	st->fd = -1;
 	st->used = NULL;
 }
@@ -128,49 +133,77 @@ void store_fork_child(struct mems_store *st)
  * Slots (pager lock held)
  * ------------------------------------------------------------------- */
 
+static int bit(const uint64_t *m, uint64_t i)
+{
+	return (m[i / 64] >> (i % 64)) & 1;
+}
+
 int64_t store_slot_alloc(struct mems_store *st)
 {
 	for (uint64_t w = st->hint; w < st->nslots / 64; w++) {
 		if (st->used[w] == ~0ull)
 			continue;
 		int b = __builtin_ctzll(~st->used[w]);
+		uint64_t s = w * 64 + (uint64_t)b;
 		st->used[w] |= 1ull << b;
+		if (bit(st->topunch, s)) {
+			/* about to be written again: no need to punch it */
+			st->topunch[w] &= ~(1ull << b);
+			st->npunch--;
+		}
 		st->hint = w;
 		st->in_use++;
-		return (int64_t)(w * 64 + (uint64_t)b);
+		return (int64_t)s;
 	}
 	return -1;
-}
-
-void store_flush(struct mems_store *st)
-{
-	if (!st->punch_n)
-		return;
-	/* Best effort: a file system without hole punching keeps the space
-	 * until the slot is written again or the store is closed. */
-	(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			(off_t)(st->punch_lo * st->ps), (off_t)(st->punch_n * st->ps));
-	st->punch_n = 0;
 }
 
 void store_slot_free(struct mems_store *st, uint64_t slot)
 {
 	st->used[slot / 64] &= ~(1ull << (slot % 64));
+	st->topunch[slot / 64] |= 1ull << (slot % 64);
 	st->in_use--;
+	st->npunch++;
 	if (slot / 64 < st->hint)
 		st->hint = slot / 64;
-	if (st->punch_n && slot == st->punch_lo + st->punch_n) {
-		st->punch_n++;
-		return;
+	if (slot / 64 < st->punch_hint)
+		st->punch_hint = slot / 64;
+}
+
+int store_punch_take(struct mems_store *st, uint64_t *lo, uint64_t *n)
+{
+	uint64_t w = st->punch_hint;
+	while (w < st->nslots / 64 && !st->topunch[w])
+		w++;
+	st->punch_hint = w;
+	if (w == st->nslots / 64)
+		return 0;
+	uint64_t s = w * 64 + (uint64_t)__builtin_ctzll(st->topunch[w]), e = s;
+	while (e < st->nslots && bit(st->topunch, e)) {
+		st->topunch[e / 64] &= ~(1ull << (e % 64));
+		st->used[e / 64] |= 1ull << (e % 64);
+		e++;
 	}
-	if (st->punch_n && slot + 1 == st->punch_lo) {
-		st->punch_lo--;
-		st->punch_n++;
-		return;
-	}
-	store_flush(st);
-	st->punch_lo = slot;
-	st->punch_n = 1;
+	st->npunch -= e - s;
+	*lo = s;
+	*n = e - s;
+	return 1;
+}
+
+void store_punch(struct mems_store *st, uint64_t lo, uint64_t n)
+{
+	/* Best effort: a file system without hole punching keeps the space
+	 * until the slot is written again or the store is closed. */
+	(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			(off_t)(lo * st->ps), (off_t)(n * st->ps));
+}
+
+void store_punch_done(struct mems_store *st, uint64_t lo, uint64_t n)
+{
+	for (uint64_t s = lo; s < lo + n; s++)
+		st->used[s / 64] &= ~(1ull << (s % 64));
+	if (lo / 64 < st->hint)
+		st->hint = lo / 64;
 }
 
 /* ---------------------------------------------------------------------

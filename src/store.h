@@ -24,10 +24,11 @@ struct mems_store {
 	char where[256];          /* for messages: the directory or file */
 	/* Slots (under the pager lock): a bit per slot, lowest free first. */
 	uint64_t *used;
-	uint64_t nslots;          /* capacity of the bitmap */
+	uint64_t *topunch;        /* freed, file space not yet given back */
+	uint64_t nslots;          /* capacity of the bitmaps */
 	uint64_t hint;            /* no free slot below this word */
-	uint64_t in_use;
-	uint64_t punch_lo, punch_n; /* a run of freed slots not yet punched */
+	uint64_t punch_hint;      /* no slot to punch below this word */
+	uint64_t in_use, npunch;
 	/* Counters (bytes and ns, added by the thread that did the I/O). */
 	_Atomic uint64_t written, read, wait_ns;
 	/* Test hook: from the fail_after-th write on, writes fail with
@@ -50,10 +51,15 @@ void store_fork_child(struct mems_store *st);
 
 /* A free slot, or -1 when all nslots are in use. */
 int64_t store_slot_alloc(struct mems_store *st);
-/* Free a slot and give its file space back (hole punched; runs of adjacent
- * slots are punched together at store_flush()). */
+/* Free a slot.  It can be reused at once; its file space is given back
+ * later, off the fault path, by the thread that calls store_punch_*(). */
 void store_slot_free(struct mems_store *st, uint64_t slot);
-void store_flush(struct mems_store *st);
+/* Take the next run of freed slots whose space is still allocated (they
+ * stay reserved until store_punch_done): 1 and the run, or 0. */
+int store_punch_take(struct mems_store *st, uint64_t *lo, uint64_t *n);
+/* Give the run's file space back (FALLOC_FL_PUNCH_HOLE): no lock needed. */
+void store_punch(struct mems_store *st, uint64_t lo, uint64_t n);
+void store_punch_done(struct mems_store *st, uint64_t lo, uint64_t n);
 
 /* Set up a ring for one thread's I/O (each ring has a single user). */
 int store_ring_init(struct io_uring *ring, unsigned entries);
