@@ -107,6 +107,13 @@ struct mems_evict {
 	uint64_t *ref;                 /* the CLOCK reference bits */
 	size_t map_bytes, slot_bytes;
 	uint64_t hand;
+	/* fifo (MEMS_EVICT_POLICY=fifo, for comparison): pages in the order
+	 * they came in; an entry whose seq no longer matches the page's is
+	 * stale (the page left and came back, or was freed) */
+	int fifo;
+	uint32_t *seq;                 /* per page */
+	struct fent { uint64_t pi; uint32_t seq; } *q;
+	uint64_t qcap, qhead, qlen;
 	struct io_uring ering, hring;  /* the evictor's and the handler's */
 	int ering_ok, hring_ok;
 	pthread_t thread;
@@ -203,8 +210,57 @@ static void drop_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int kind)
 
 /* The CLOCK hand: up to BATCH resident pages, not being evicted, whose
  * reference bit was already clear. */
+static int fifo_valid(struct mems_pager *pg, const struct fent *e)
+{
+	struct mems_evict *ev = pg->ev;
+	return ev->seq[e->pi] == e->seq && map_get(pg->resident, e->pi) &&
+	       !map_get(ev->evicting, e->pi);
+}
+
+/* Queue pages [pi, pi+n) as just come in. */
+static void fifo_push(struct mems_pager *pg, uint64_t pi, uint64_t n)
+{
+	struct mems_evict *ev = pg->ev;
+	for (uint64_t k = pi; k < pi + n; k++) {
+		if (ev->qlen == ev->qcap) {
+			/* full of stale entries: squeeze them out */
+			uint64_t kept = 0;
+			for (uint64_t i = 0; i < ev->qlen; i++) {
+				struct fent e = ev->q[(ev->qhead + i) % ev->qcap];
+				if (fifo_valid(pg, &e))
+					ev->q[(ev->qhead + kept++) % ev->qcap] = e;
+			}
+			ev->qlen = kept;
+			if (kept == ev->qcap)
+				return;   /* the clock hand finds what is not queued */
+		}
+		ev->q[(ev->qhead + ev->qlen++) % ev->qcap] = (struct fent){ k, ++ev->seq[k] };
+	}
+}
+
+static unsigned choose_fifo(struct mems_pager *pg, uint64_t *victims)
+{
+	struct mems_evict *ev = pg->ev;
+	unsigned n = 0;
+	while (n < BATCH && ev->qlen) {
+		struct fent e = ev->q[ev->qhead];
+		ev->qhead = (ev->qhead + 1) % ev->qcap;
+		ev->qlen--;
+		if (fifo_valid(pg, &e)) {
+			ev->seq[e.pi]++;    /* leaves the queue */
+			victims[n++] = e.pi;
+		}
+	}
+	return n;
+}
+
 static unsigned choose(struct mems_pager *pg, uint64_t *victims)
 {
+	if (pg->ev->fifo) {
+		unsigned n = choose_fifo(pg, victims);
+		if (n)
+			return n;
+	}
 	struct mems_evict *ev = pg->ev;
 	uint64_t lim = committed_pages(pg), scanned = 0;
 	unsigned n = 0;
@@ -239,6 +295,34 @@ static unsigned choose(struct mems_pager *pg, uint64_t *victims)
 	}
 	return n;
 }
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MEMS_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MEMS_TSAN 1
+#endif
+
+/* Copy a write-protected page out.  What orders the copy after the
+ * program's last write is the write protection, which ThreadSanitizer
+ * cannot see: under it the copy is done with loads it does not watch. */
+#ifdef MEMS_TSAN
+__attribute__((no_sanitize("thread")))
+static void copy_out(char *dst, const char *src, size_t len)
+{
+	const volatile uint64_t *s = (const volatile uint64_t *)(const void *)src;
+	uint64_t *d = (uint64_t *)(void *)dst;
+	for (size_t i = 0; i < len / 8; i++)
+		d[i] = s[i];
+}
+#else
+static void copy_out(char *dst, const char *src, size_t len)
+{
+	memcpy(dst, src, len);
+}
+#endif
 
 /* One batch (pg->lock held; dropped during the I/O). */
 static void evict_batch(struct mems_pager *pg)
@@ -284,7 +368,7 @@ static void evict_batch(struct mems_pager *pg)
 			for (unsigned k = i; k < j; k++) {
 				dirty[keep] = dirty[k];
 				slots[keep] = slots[k];
-				memcpy(ev->ebuf + keep * pg->ps, pg->base + dirty[k] * pg->ps, pg->ps);
+				copy_out(ev->ebuf + keep * pg->ps, pg->base + dirty[k] * pg->ps, pg->ps);
 				map_set(ev->evicting, dirty[k]);
 				keep++;
 			}
@@ -312,6 +396,8 @@ static void evict_batch(struct mems_pager *pg)
 				map_clear(ev->evicting, pi);
 				protect(pg, pi, 1, 0);
 				ev->store_errors++;
+				if (ev->fifo)
+					fifo_push(pg, pi, 1);
 				if (!ev->full_reported++)
 					mems_diag("evictor: cannot write to the store in %s: %s; "
 						  "pages stay resident beyond the cap",
@@ -407,7 +493,8 @@ int evict_swapped(struct mems_pager *pg, uint64_t pi)
 void evict_populated(struct mems_pager *pg, uint64_t pi, uint64_t n)
 {
 	struct mems_evict *ev = pg->ev;
-	(void)pi;
+	if (ev->fifo)
+		fifo_push(pg, pi, n);
 	if (pg->touched > ev->cap) {
 		uint64_t over = pg->touched - ev->cap;
 		ev->over_cap += over < n ? over : n;
@@ -444,8 +531,11 @@ uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int wri
 			abort();
 		}
 		/* the poisoned page counts as resident until freed, so that
-		 * pager_release() clears the poison with MADV_DONTNEED */
+		 * pager_release() clears the poison with MADV_DONTNEED; it is
+		 * marked evicting so that the hand never picks it (copying
+		 * it out would take SIGBUS), until evict_release() clears it */
 		slot_drop(ev, pi);
+		map_set(ev->evicting, pi);
 		map_set(pg->resident, pi);
 		pg->touched++;
 		return 0;
@@ -495,6 +585,8 @@ uint64_t evict_wp_fault(struct mems_pager *pg, uint64_t pi, uint64_t max)
 		map_clear(ev->evicting, pi);
 		ev->cancelled++;
 		map_set(ev->ref, pi);
+		if (ev->fifo)
+			fifo_push(pg, pi, 1);
 	} else if (clean(pg, pi)) {
 		/* a clean page written: its copy is stale from now on, and so
 		 * are those of the clean pages after it in a writer's stream */
@@ -570,6 +662,8 @@ void evict_fork_prepare(struct mems_pager *pg)
 		int woke;
 		if (ok && pager_copy_in(pg, i, ok, ev->ebuf, 1, &woke) == 0) {
 			ev->page_ins += ok;
+			if (ev->fifo)
+				fifo_push(pg, i, ok);
 			i += ok;
 		} else {
 			mems_diag("fork: cannot read an evicted page back: %s; the child "
@@ -617,6 +711,10 @@ static void free_ev(struct mems_pager *pg, struct mems_evict *ev)
 		close(ev->roomfd);
 	if (ev->slot)
 		os_unmap(ev->slot, ev->slot_bytes);
+	if (ev->seq)
+		os_unmap(ev->seq, pg->span / pg->ps * sizeof *ev->seq);
+	if (ev->q)
+		os_unmap(ev->q, ev->qcap * sizeof *ev->q);
 	if (ev->slotted)
 		os_unmap(ev->slotted, 3 * ev->map_bytes);
 	if (ev->ebuf)
@@ -626,7 +724,7 @@ static void free_ev(struct mems_pager *pg, struct mems_evict *ev)
 	os_unmap(ev, sizeof *ev);
 }
 
-int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int poison,
+int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo, int poison,
 		char *why, size_t whylen)
 {
 	uint64_t npages = pg->span / pg->ps;
@@ -640,6 +738,16 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int poiso
 	ev->cap = cap / pg->ps;
 	ev->headroom = ev->cap / 8 < 4 * BATCH ? ev->cap / 8 : 4 * BATCH;
 	ev->poison = poison;
+	ev->fifo = fifo;
+	if (fifo) {
+		ev->qcap = 4 * ev->cap + 1024;
+		ev->seq = os_map_meta(npages * sizeof *ev->seq);
+		ev->q = os_map_meta(ev->qcap * sizeof *ev->q);
+		if (!ev->seq || !ev->q) {
+			snprintf(why, whylen, "cannot map the fifo: %s", mems_strerror(errno));
+			goto fail;
+		}
+	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -698,15 +806,22 @@ fail:;
 void evict_stop(struct mems_pager *pg)
 {
 	struct mems_evict *ev = pg->ev;
+	if (!ev || !ev->running)
+		return;
+	pthread_mutex_lock(&pg->lock);
+	ev->stopping = 1;
+	pthread_cond_signal(&ev->wake);
+	pthread_mutex_unlock(&pg->lock);
+	pthread_join(ev->thread, NULL);
+	ev->running = 0;
+}
+
+void evict_free(struct mems_pager *pg)
+{
+	struct mems_evict *ev = pg->ev;
 	if (!ev)
 		return;
-	if (ev->running) {
-		pthread_mutex_lock(&pg->lock);
-		ev->stopping = 1;
-		pthread_cond_signal(&ev->wake);
-		pthread_mutex_unlock(&pg->lock);
-		pthread_join(ev->thread, NULL);
-	}
+	evict_stop(pg);
 	pg->ev = NULL;
 	free_ev(pg, ev);
 }

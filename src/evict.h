@@ -2,7 +2,7 @@
  * evict.h - the resident cap: between pager.c and evict.c only.
  *
  * Every function here is called with pg->lock held, except evict_start,
- * evict_stop and evict_roomfd.
+ * evict_stop, evict_free, evict_roomfd and the fork hooks.
  */
 #ifndef MEMS_EVICT_H
 #define MEMS_EVICT_H
@@ -25,11 +25,15 @@ static inline void map_clear(uint64_t *m, uint64_t i)
 	__atomic_fetch_and(&m[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELEASE);
 }
 
-/* Set up the cap (cap bytes, store in swap) and start the evictor thread;
+/* Set up the cap (cap bytes, store in swap, CLOCK or with fifo FIFO
+ * eviction) and start the evictor thread;
  * pg->uffd is open.  -1 with errno and a message in why. */
-int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int poison,
+int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo, int poison,
 		char *why, size_t whylen);
+/* Stop the evictor thread; then, once the handler has stopped too, free
+ * everything (evict_free stops the thread first if need be). */
 void evict_stop(struct mems_pager *pg);
+void evict_free(struct mems_pager *pg);
 /* The eventfd that becomes readable when the evictor has made room. */
 int evict_roomfd(struct mems_pager *pg);
 

@@ -154,6 +154,7 @@ int mems_init_locked(void)
 		.spin_us = (uint32_t)opt_int(OPT_HANDLER_SPIN),
 		.cap = (uint64_t)opt_int(OPT_RESIDENT_MAX),
 		.swap = swap,
+		.fifo = !strcmp(opt_choice(OPT_EVICT_POLICY), "fifo"),
 	};
 	if (pager_start(&mems_g.pg, &cf, mems_g.span, span) != 0) {
 		mems_diag("no pager: %s", mems_g.pg.reason);

@@ -27,6 +27,7 @@
 enum kind { K_SIZE, K_INT, K_BOOL, K_CHOICE, K_STRING };
 
 static const char *const pager_choices[] = { "auto", "uffd", "uffd-user", "kernel", NULL };
+static const char *const policy_choices[] = { "clock", "fifo", NULL };
 
 static const struct opt_def {
 	const char *name;
@@ -44,6 +45,7 @@ static const struct opt_def {
 	[OPT_TRACE] = { "trace", K_STRING, 0, 0, 0, NULL },
 	[OPT_RESIDENT_MAX] = { "resident_max", K_SIZE, 0, 1ll << 20, 16ll << 40, NULL, 1 },
 	[OPT_SWAP_FILE] = { "swap_file", K_STRING, 0, 0, 0, NULL },
+	[OPT_EVICT_POLICY] = { "evict_policy", K_CHOICE, 0, 0, 1, policy_choices },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;

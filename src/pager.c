@@ -616,7 +616,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 		pg->thread_ids = (features & UFFD_FEATURE_THREAD_ID) != 0;
 		if (cf->cap) {
 			char why[sizeof pg->reason - 16];
-			if (evict_start(pg, cf->cap, cf->swap ? cf->swap : "",
+			if (evict_start(pg, cf->cap, cf->swap ? cf->swap : "", cf->fifo,
 					(features & UFFD_FEATURE_POISON) != 0, why, sizeof why) != 0) {
 				int e = errno;
 				snprintf(pg->reason, sizeof pg->reason, "resident cap: %s", why);
@@ -628,7 +628,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 		}
 		if (start_handler(pg) != 0) {
 			reason_add(pg, ways[i].what, errno);
-			evict_stop(pg);
+			evict_free(pg);
 			close(fd);
 			pg->uffd = -1;
 			continue;
@@ -670,10 +670,12 @@ fail:;
 
 void pager_stop(struct mems_pager *pg)
 {
-	/* the evictor first: it may be waiting for I/O, never for faults */
+	/* the evictor thread first (it may be waiting for I/O, never for
+	 * faults), then the handler, then what both used */
 	evict_stop(pg);
 	if (pg->running)
 		stop_handler(pg);
+	evict_free(pg);
 	if (pg->evfd >= 0)
 		close(pg->evfd);
 	if (pg->uffd >= 0)

@@ -60,6 +60,7 @@ struct pager_config {
 	uint32_t window, spin_us;
 	uint64_t cap;              /* resident cap in bytes, 0 for none */
 	const char *swap;          /* MEMS_SWAP_FILE */
+	int fifo;                  /* MEMS_EVICT_POLICY=fifo (else CLOCK) */
 };
 int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base,
 		uint64_t span);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -119,6 +120,11 @@ START_TEST(cap_option_is_checked)
 	ck_assert_int_eq(mems_option_set("resident_max", "1k"), -1);
 	mems_option_get("resident_max", buf, sizeof buf);
 	ck_assert_str_eq(buf, "8M");
+	ck_assert_int_eq(mems_option_set("evict_policy", "lru"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(mems_option_set("evict_policy", "fifo"), 0);
+	mems_option_get("evict_policy", buf, sizeof buf);
+	ck_assert_str_eq(buf, "fifo");
 }
 END_TEST
 
@@ -216,7 +222,7 @@ static void *work(void *arg)
 }
 
 struct sampler {
-	volatile int stop;
+	atomic_int stop;
 	uint64_t max_touched;
 	long max_rss;
 };
@@ -311,7 +317,9 @@ END_TEST
 
 START_TEST(clean_pages_are_dropped_without_a_write)
 {
+	static const char *const policy[] = { "clock", "fifo" };
 	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
+	ck_assert_int_eq(mems_option_set("evict_policy", policy[_i]), 0);
 	start_cap("4M");
 	unsigned char *buf = mems_ptr_malloc(pages * PS);
 	for (uint64_t i = 0; i < pages; i++)
@@ -343,7 +351,7 @@ END_TEST
 struct hammer {
 	volatile uint64_t *words;
 	unsigned n;
-	volatile int stop;
+	atomic_int stop;
 	uint64_t count;
 };
 
@@ -682,7 +690,7 @@ Suite *evict_suite(void)
 	tcase_add_loop_test(tc, cap_needs_full_userfaultfd, 0, 2);
 	tcase_add_test(tc, cap_as_an_ordinary_user_fails_clearly);
 	tcase_add_test(tc, named_store_must_be_new_and_goes_away);
-	tcase_add_test(tc, clean_pages_are_dropped_without_a_write);
+	tcase_add_loop_test(tc, clean_pages_are_dropped_without_a_write, 0, 2);
 	tcase_add_test(tc, system_calls_read_and_write_evicted_pages);
 	tcase_add_test(tc, fork_child_reads_evicted_pages);
 	tcase_add_test(tc, write_errors_keep_pages_resident);
