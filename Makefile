@@ -82,12 +82,16 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-demo: deps $(BUILD)/examples/example $(BUILD)/examples/sparse $(TRACE_TOOL) $(PRELOAD)
+demo: deps $(BUILD)/examples/example $(BUILD)/examples/sparse $(BUILD)/examples/capped \
+		$(TRACE_TOOL) $(PRELOAD)
 	@echo "== examples/example.c: the assignment's example =="
 	$(BUILD)/examples/example
 	@echo
 	@echo "== examples/sparse.c: a large allocation touched sparsely =="
 	$(BUILD)/examples/sparse
+	@echo
+	@echo "== examples/capped.c: 256 MiB under a 32 MiB resident cap =="
+	$(BUILD)/examples/capped
 	@echo
 	@echo "== mems-trace: where and when sparse.c's heap faults =="
 	$(TRACE_TOOL) --no-preload -o $(BUILD)/demo.trc --svg $(BUILD)/demo-trace.svg \
@@ -145,7 +149,8 @@ warnings: deps
 			build-$$cc/libmems.so build-$$cc/libmems-preload.so build-$$cc/tests/check_mems \
 			build-$$cc/tests/user_helper build-$$cc/tests/preload_edge build-$$cc/tests/preload_stress \
 			build-$$cc/tests/preload_ctor build-$$cc/tests/libpreload_dso.so \
-			build-$$cc/examples/example build-$$cc/examples/sparse build-$$cc/bench/bench_core \
+			build-$$cc/examples/example build-$$cc/examples/sparse build-$$cc/examples/capped \
+			build-$$cc/bench/bench_core \
 			build-$$cc/bench/bench_evict \
 			build-$$cc/bench/churn build-$$cc/bench/bench_real \
 			|| exit 1; \

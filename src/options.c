@@ -36,16 +36,16 @@ static const struct opt_def {
 	const char *const *choices;
 	int zero_ok;               /* 0 is allowed below min: "off" */
 } defs[OPT_COUNT] = {
-	[OPT_PAGER] = { "pager", K_CHOICE, 0, 0, 3, pager_choices },
-	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL },
-	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 256, 1, 512, NULL },
-	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL },
-	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL },
-	[OPT_STATS_ON_EXIT] = { "stats_on_exit", K_BOOL, 0, 0, 1, NULL },
-	[OPT_TRACE] = { "trace", K_STRING, 0, 0, 0, NULL },
+	[OPT_PAGER] = { "pager", K_CHOICE, 0, 0, 3, pager_choices, 0 },
+	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL, 0 },
+	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 256, 1, 512, NULL, 0 },
+	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL, 0 },
+	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL, 0 },
+	[OPT_STATS_ON_EXIT] = { "stats_on_exit", K_BOOL, 0, 0, 1, NULL, 0 },
+	[OPT_TRACE] = { "trace", K_STRING, 0, 0, 0, NULL, 0 },
 	[OPT_RESIDENT_MAX] = { "resident_max", K_SIZE, 0, 1ll << 20, 16ll << 40, NULL, 1 },
-	[OPT_SWAP_FILE] = { "swap_file", K_STRING, 0, 0, 0, NULL },
-	[OPT_EVICT_POLICY] = { "evict_policy", K_CHOICE, 0, 0, 1, policy_choices },
+	[OPT_SWAP_FILE] = { "swap_file", K_STRING, 0, 0, 0, NULL, 0 },
+	[OPT_EVICT_POLICY] = { "evict_policy", K_CHOICE, 0, 0, 1, policy_choices, 0 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
