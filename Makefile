@@ -20,12 +20,12 @@ SOMAJOR  := 0
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc \
-	      -DMEMS_PAGE_SIZE=$(MEMS_PAGE_SIZE) -pthread
+	      -DMEMS_PAGE_SIZE=$(MEMS_PAGE_SIZE) -pthread $(if $(MEMS_DEBUG),-DMEMS_DEBUG)
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS   := -pthread -luring
 
 SRCS     := src/mems.c src/ptr.c src/boot.c src/freelist.c src/meta.c src/span.c \
-	    src/pager.c src/evict.c src/store.c src/trace.c src/stats.c src/options.c src/diag.c
+	    src/pager.c src/evict.c src/store.c src/check.c src/trace.c src/stats.c src/options.c src/diag.c
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/*.h src/*.h)
 
@@ -38,7 +38,7 @@ TEST_HELPERS := $(BUILD)/tests/user_helper $(BUILD)/tests/preload_edge \
 	$(BUILD)/tests/preload_stress $(BUILD)/tests/preload_ctor $(BUILD)/tests/libpreload_dso.so
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all deps demo check check-asan check-tsan warnings bench install clean
+.PHONY: all deps demo check check-asan check-tsan check-debug warnings bench install clean
 
 TRACE_TOOL := $(BUILD)/tools/mems-trace
 
@@ -135,6 +135,15 @@ check-asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build-ubsan MEMS_SUITES="preload trace evict-real" \
 		CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined"
 
+# A debug build (mems_check() before every unlock of the allocator lock,
+# abort on the first inconsistency) running the suites that drive the
+# allocator directly; the real programs would take hours under it.
+check-debug: deps
+	@$(MAKE) --no-print-directory BUILD=build-debug MEMS_DEBUG=1 build-debug/tests/check_mems \
+		build-debug/tests/user_helper build-debug/examples/example build-debug/examples/sparse
+	MEMS_TEST_BUILD=build-debug MEMS_SUITES="freelist api scenario ptr check evict" \
+		CK_DEFAULT_TIMEOUT=600 build-debug/tests/check_mems
+
 check-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
 		CFLAGS="-O1 -g -fsanitize=thread" build-tsan/tests/check_mems build-tsan/tests/user_helper build-tsan/examples/example
@@ -195,4 +204,4 @@ install: all
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/mems.pc
 
 clean:
-	rm -rf build build-asan build-ubsan build-tsan build-gcc build-clang
+	rm -rf build build-asan build-ubsan build-tsan build-gcc build-clang build-debug build-fuzz

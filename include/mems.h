@@ -149,6 +149,13 @@ struct mems_stats {
 /* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */
 MEMS_API int mems_stats_get(struct mems_stats *st);
 
+/* Validate the whole state: the 2-D list, the hole index, the address map,
+ * the counters, touched pages against the kernel (mincore), and the
+ * resident cap's bookkeeping.  0, or -1 with errno = EUCLEAN and a one-line
+ * diagnostic naming the first inconsistency.  For debugging: it takes time
+ * linear in the heap.  (0 before mems_init.) */
+MEMS_API int mems_check(void);
+
 /* Render the stats as one JSON object into buf (snprintf rules: returns the
  * length needed, writes at most len bytes including the terminating NUL). */
 MEMS_API int mems_stats_json(char *buf, size_t len);

@@ -70,6 +70,8 @@
 #include "evict.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <linux/userfaultfd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +123,7 @@ struct mems_evict {
 	pthread_cond_t wake, idle;
 	int roomfd;
 	int busy, frozen, stopping, store_full;
+	int refill;                    /* over the cap since fork read all back */
 	uint64_t freed_since_full;     /* slots freed since a write failed */
 	int poison;                    /* UFFDIO_POISON is available */
 	char *ebuf, *hbuf;             /* staging: BATCH and PAGEIN_MAX pages */
@@ -461,6 +464,8 @@ static void *evictor_main(void *arg)
 		ev->busy = 1;
 		evict_batch(pg);
 		ev->busy = 0;
+		if (pg->touched <= ev->cap)
+			ev->refill = 0;
 		pthread_cond_broadcast(&ev->idle);
 		room_signal(ev);
 	}
@@ -671,6 +676,8 @@ void evict_fork_prepare(struct mems_pager *pg)
 			i += ok ? ok : 1;
 		}
 	}
+	/* (set after the wait for the evictor, which clears it) */
+	ev->refill = pg->touched > ev->cap;
 	pthread_mutex_unlock(&pg->lock);
 }
 
@@ -860,4 +867,69 @@ void evict_test_fail(struct mems_pager *pg, int err, uint64_t after)
 		pg->ev->store.fail_err = err;
 	}
 	pthread_mutex_unlock(&pg->lock);
+}
+
+/* ---------------------------------------------------------------------
+ * Checking (mems_check; pg->lock held)
+ * ------------------------------------------------------------------- */
+
+#define CHECK_FAIL(...)                                                \
+	do {                                                           \
+		snprintf(why, len, __VA_ARGS__);                       \
+		rc = -1;                                               \
+		goto out;                                              \
+	} while (0)
+
+int evict_check(struct mems_pager *pg, const uint64_t *process_map, char *why, size_t len)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t lim = committed_pages(pg), nslotted = 0;
+	size_t seen_bytes = ev->store.nslots / 8;
+	uint64_t *seen = os_map_meta(seen_bytes);
+	int rc = 0, pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (!seen)
+		CHECK_FAIL("out of memory for the check");
+	for (uint64_t pi = 0; pi < (lim + 63) / 64 * 64; pi++) {
+		if (!(pi % 64) && !ev->slotted[pi / 64]) {
+			pi += 63;
+			continue;
+		}
+		if (!map_get(ev->slotted, pi))
+			continue;
+		uint64_t s = ev->slot[pi] - 1;
+		if (pi >= lim || !ev->slot[pi] || s >= ev->store.nslots)
+			CHECK_FAIL("page %" PRIu64 " is marked as holding slot %" PRIu64
+				   " (committed pages: %" PRIu64 ")", pi, s, lim);
+		if (!((ev->store.used[s / 64] >> (s % 64)) & 1))
+			CHECK_FAIL("page %" PRIu64 " holds slot %" PRIu64 ", which is free", pi, s);
+		if ((seen[s / 64] >> (s % 64)) & 1)
+			CHECK_FAIL("slot %" PRIu64 " is held by two pages", s);
+		seen[s / 64] |= 1ull << (s % 64);
+		if (!((process_map[pi / 64] >> (pi % 64)) & 1))
+			CHECK_FAIL("page %" PRIu64 " holds a slot but no PROCESS segment covers it", pi);
+		if (map_get(pg->resident, pi) && !map_get(ev->evicting, pi) && pm >= 0) {
+			/* clean: it must be write protected (pagemap bit 57) */
+			uint64_t e = 0;
+			off_t at = (off_t)((addr_of(pg, pi) / pg->ps) * 8);
+			if (pread(pm, &e, sizeof e, at) == sizeof e && (e >> 63) && !((e >> 57) & 1))
+				CHECK_FAIL("page %" PRIu64 " is clean (its copy kept) but writable", pi);
+		}
+		nslotted++;
+	}
+	for (uint64_t pi = 0; pi < lim; pi++)
+		if (ev->slot[pi] && !map_get(ev->slotted, pi))
+			CHECK_FAIL("page %" PRIu64 " has a slot number but is not marked", pi);
+	if (!ev->busy && nslotted != ev->store.in_use)
+		CHECK_FAIL("%" PRIu64 " pages hold slots, the store counts %" PRIu64 " in use",
+			   nslotted, ev->store.in_use);
+	if (pg->touched > ev->cap && !ev->store_errors && !ev->frozen && !ev->refill)
+		CHECK_FAIL("%" PRIu64 " pages resident over a cap of %" PRIu64 " with no store error",
+			   (uint64_t)pg->touched, ev->cap);
+out:
+	if (seen)
+		os_unmap(seen, seen_bytes);
+	if (pm >= 0)
+		close(pm);
+	return rc;
 }

@@ -50,4 +50,7 @@ int mems_block_ready(uint64_t off, uint64_t size, int zero);
 
 void mems_maybe_abort(void);
 
+/* mems_check() under mems_lock: 0, or -1 with the first problem in why. */
+int mems_check_locked(char *why, size_t len);
+
 #endif

@@ -57,6 +57,14 @@ void mems_lock_take(void)
 
 void mems_lock_drop(void)
 {
+#ifdef MEMS_DEBUG
+	/* debug builds validate everything before every unlock */
+	char why[256];
+	if (!pager_in_handler() && mems_check_locked(why, sizeof why) != 0) {
+		mems_diag("MEMS_DEBUG (pid %d): %s", (int)getpid(), why);
+		abort();
+	}
+#endif
 	lock_held = 0;
 	pthread_mutex_unlock(&mems_lock);
 }

@@ -25,7 +25,7 @@ int main(void)
 		{ "api", api_suite }, { "scenario", scenario_suite },
 		{ "ptr", ptr_suite }, { "preload", preload_suite },
 		{ "trace", trace_suite }, { "evict", evict_suite },
-		{ "evict-real", evict_real_suite },
+		{ "evict-real", evict_real_suite }, { "check", check_suite },
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {

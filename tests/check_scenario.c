@@ -230,6 +230,8 @@ START_TEST(random_sequences_match_the_reference_model)
 			live[k] = live[--n];
 			sizes[k] = sizes[n];
 		}
+		if (op % 50 == 0)
+			ck_assert_int_eq(mems_check(), 0);
 		if (op % 400 == 0 || op == 3999) {
 			char *got = t_capture_stats(), *seedl = t_seed_lines(got), *want = m_render();
 			ck_assert_str_eq(seedl, want);
