@@ -25,7 +25,7 @@ LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS   := -pthread -luring
 
 SRCS     := src/mems.c src/ptr.c src/boot.c src/freelist.c src/meta.c src/span.c \
-	    src/pager.c src/evict.c src/store.c src/check.c src/trace.c src/stats.c src/options.c src/diag.c
+	    src/pager.c src/evict.c src/store.c src/check.c src/fail.c src/trace.c src/stats.c src/options.c src/diag.c
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/*.h src/*.h)
 

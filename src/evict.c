@@ -82,6 +82,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "fail.h"
 #include "span.h"
 #include "store.h"
 #define MEMS_LIBRARY 1
@@ -149,7 +150,11 @@ static int protect(struct mems_pager *pg, uint64_t pi, uint64_t n, int on)
 		.range = { .start = addr_of(pg, pi), .len = n * pg->ps },
 		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
-	int rc;
+	int rc = fail_now(FP_UFFD_WP);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
 	while ((rc = ioctl(pg->uffd, UFFDIO_WRITEPROTECT, &wp)) != 0 && errno == EAGAIN)
 		;
 	return rc;
@@ -363,10 +368,16 @@ static void evict_batch(struct mems_pager *pg)
 		while (j < nd && dirty[j] == dirty[j - 1] + 1)
 			j++;
 		if (protect(pg, dirty[i], j - i, 1) != 0) {
+			/* cannot evict these: like a store failure, the handler
+			 * stops waiting for room until the evictor retries */
 			if (!ev->wp_reported++)
-				mems_diag("evictor: write protect: %s", mems_strerror(errno));
+				mems_diag("evictor: cannot write protect pages: %s; pages stay "
+					  "resident beyond the cap", mems_strerror(errno));
 			for (unsigned k = i; k < j; k++)
 				store_slot_free(&ev->store, slots[k]);
+			ev->store_errors += j - i;
+			ev->store_full = 1;
+			ev->freed_since_full = 0;
 		} else {
 			for (unsigned k = i; k < j; k++) {
 				dirty[keep] = dirty[k];
@@ -854,19 +865,6 @@ void evict_counters(struct mems_pager *pg, struct pager_evict_counters *c)
 	c->over_cap = ev->over_cap;
 	c->direct = ev->store.direct;
 	snprintf(c->store_where, sizeof c->store_where, "%s", ev->store.where);
-}
-
-/* Test hook: from the after-th write request on, store writes fail with
- * err (0 turns it off). */
-void evict_test_fail(struct mems_pager *pg, int err, uint64_t after)
-{
-	pthread_mutex_lock(&pg->lock);
-	if (pg->ev) {
-		atomic_store(&pg->ev->store.nwrites, 0);
-		pg->ev->store.fail_after = after;
-		pg->ev->store.fail_err = err;
-	}
-	pthread_mutex_unlock(&pg->lock);
 }
 
 /* ---------------------------------------------------------------------

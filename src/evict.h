@@ -65,9 +65,6 @@ void evict_counters(struct mems_pager *pg, struct pager_evict_counters *c);
 /* mems_check's part: the eviction state against the pages that PROCESS
  * segments cover (a bitmap).  0, or -1 with the first problem in why. */
 int evict_check(struct mems_pager *pg, const uint64_t *process_map, char *why, size_t len);
-/* Tests only (takes pg->lock): store writes fail with err from the
- * after-th request on; err 0 turns it off. */
-void evict_test_fail(struct mems_pager *pg, int err, uint64_t after);
 
 /* pager.c: install n pages at pi from src with UFFDIO_COPY (write
  * protected if wp).  Sets the resident bits and the touched count.

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "diag.h"
+#include "fail.h"
 #include "internal.h"
 #include "options.h"
 #include "span.h"
@@ -130,6 +131,9 @@ int mems_init_locked(void)
 	}
 	pthread_once(&atfork_once, register_atfork);
 	opts_load();
+	char fail[1024];
+	opt_str(OPT_FAIL, fail, sizeof fail);
+	fail_setup(fail);
 
 	size_t ps = os_page_size();
 	if (MEMS_PAGE_SIZE % ps != 0) {

@@ -46,6 +46,7 @@ static const struct opt_def {
 	[OPT_RESIDENT_MAX] = { "resident_max", K_SIZE, 0, 1ll << 20, 16ll << 40, NULL, 1 },
 	[OPT_SWAP_FILE] = { "swap_file", K_STRING, 0, 0, 0, NULL, 0 },
 	[OPT_EVICT_POLICY] = { "evict_policy", K_CHOICE, 0, 0, 1, policy_choices, 0 },
+	[OPT_FAIL] = { "fail", K_STRING, 0, 0, 0, NULL, 0 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;

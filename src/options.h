@@ -17,6 +17,7 @@ enum mems_opt {
 	OPT_RESIDENT_MAX,     /* resident cap in bytes, 0 for none    (init) */
 	OPT_SWAP_FILE,        /* where evicted pages go ("": $TMPDIR) (init) */
 	OPT_EVICT_POLICY,     /* clock | fifo                         (init) */
+	OPT_FAIL,             /* fault injection, tests (fail.c)      (init) */
 	OPT_COUNT
 };
 

@@ -71,6 +71,7 @@
 
 #include "diag.h"
 #include "evict.h"
+#include "fail.h"
 #include "span.h"
 #define MEMS_LIBRARY 1
 #include "trace.h"
@@ -172,12 +173,16 @@ static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *
 			struct uffdio_copy c = { .dst = dst, .len = len,
 				.src = (uint64_t)(uintptr_t)src + done * pg->ps,
 				.mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
-			if (ioctl(pg->uffd, UFFDIO_COPY, &c) != 0)
+			if ((err = fail_now(FP_UFFD_COPY)) != 0)
+				c.copy = -err;
+			else if (ioctl(pg->uffd, UFFDIO_COPY, &c) != 0)
 				err = errno;
 			got = c.copy;
 		} else {
 			struct uffdio_zeropage z = { .range = { .start = dst, .len = len } };
-			if (ioctl(pg->uffd, UFFDIO_ZEROPAGE, &z) != 0)
+			if ((err = fail_now(FP_UFFD_COPY)) != 0)
+				z.zeropage = -err;
+			else if (ioctl(pg->uffd, UFFDIO_ZEROPAGE, &z) != 0)
 				err = errno;
 			got = z.zeropage;
 		}
@@ -471,6 +476,11 @@ static int uffd_handshake(int fd, int probe_fd, uint64_t need, uint64_t *feature
 		return -1;
 	}
 	struct uffdio_api real = { .api = UFFD_API, .features = want };
+	int e = fail_now(FP_UFFD_API);
+	if (e) {
+		errno = e;
+		return -1;
+	}
 	int rc = ioctl(fd, UFFDIO_API, &real);
 	*features = rc == 0 ? real.features : 0;
 	return rc;
@@ -540,7 +550,9 @@ static int start_handler(struct mems_pager *pg)
 	}
 	pg->running = 1;
 	int e = 0;
-	if (ioctl(pg->uffd, UFFDIO_REGISTER, &reg) != 0)
+	if ((e = fail_now(FP_UFFD_REGISTER)) != 0)
+		;
+	else if (ioctl(pg->uffd, UFFDIO_REGISTER, &reg) != 0)
 		e = errno;
 	else if ((reg.ioctls & need) != need)
 		e = ENOTSUP;
@@ -716,11 +728,21 @@ void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len)
 	os_decommit(pg->base + off, len);
 }
 
+/* MADV_DONTNEED failed: the pages stay resident (and counted), in a hole,
+ * until a later free around them gives them back. */
+static void release_failed(struct mems_pager *pg)
+{
+	if (!atomic_exchange(&pg->release_reported, 1))
+		mems_diag("pager: cannot give free pages back: %s; they stay resident",
+			  mems_strerror(errno));
+}
+
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
 	if (!uses_bitmap(pg)) {
 		/* kernel paging: nothing to count (see pager_counters) */
-		os_release(pg->base + off, len);
+		if (os_release(pg->base + off, len) != 0)
+			release_failed(pg);
 		return;
 	}
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps, freed = 0;
@@ -741,7 +763,9 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 		uint64_t j = i;
 		while (j < hi && bit_get(pg, j))
 			j++;
-		if (os_release(pg->base + i * pg->ps, (j - i) * pg->ps) == 0) {
+		if (os_release(pg->base + i * pg->ps, (j - i) * pg->ps) != 0) {
+			release_failed(pg);
+		} else {
 			for (uint64_t k = i; k < j; k++)
 				bit_clear(pg, k);
 			freed += j - i;

@@ -36,7 +36,7 @@ struct mems_pager {
 	void *zeros;               /* window pages of zeros, source of UFFDIO_COPY */
 	size_t zeros_bytes;
 	_Atomic uint64_t touched, faults, populated, released;
-	_Atomic int error_reported;
+	_Atomic int error_reported, release_reported;
 	/* The resident cap (evict.c); NULL when there is none. */
 	struct mems_evict *ev;
 };

@@ -19,6 +19,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fail.h"
+
+/* An injected failure (fail.c): errno set, nonzero. */
+static int injected(enum fail_point p)
+{
+	int e = fail_now(p);
+	if (e)
+		errno = e;
+	return e;
+}
+
 size_t os_page_size(void)
 {
 	static size_t ps;
@@ -29,6 +40,8 @@ size_t os_page_size(void)
 
 void *os_reserve(size_t len)
 {
+	if (injected(FP_MMAP))
+		return NULL;
 	void *p = mmap(NULL, len, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
@@ -36,6 +49,8 @@ void *os_reserve(size_t len)
 
 void *os_map_meta(size_t len)
 {
+	if (injected(FP_MMAP))
+		return NULL;
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
@@ -48,11 +63,15 @@ int os_unmap(void *p, size_t len)
 
 int os_commit(void *p, size_t len)
 {
+	if (injected(FP_MPROTECT))
+		return -1;
 	return mprotect(p, len, PROT_READ | PROT_WRITE);
 }
 
 int os_decommit(void *p, size_t len)
 {
+	if (injected(FP_MPROTECT))
+		return -1;
 	if (madvise(p, len, MADV_DONTNEED) != 0)
 		return -1;
 	return mprotect(p, len, PROT_NONE);
@@ -60,6 +79,8 @@ int os_decommit(void *p, size_t len)
 
 int os_release(void *p, size_t len)
 {
+	if (injected(FP_MADVISE))
+		return -1;
 	return madvise(p, len, MADV_DONTNEED);
 }
 

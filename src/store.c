@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "fail.h"
 #include "span.h"
 
 /* ---------------------------------------------------------------------
@@ -212,7 +213,9 @@ void store_punch_done(struct mems_store *st, uint64_t lo, uint64_t n)
 
 int store_ring_init(struct io_uring *ring, unsigned entries)
 {
-	int rc = io_uring_queue_init(entries, ring, 0);
+	int rc = -fail_now(FP_URING_INIT);
+	if (!rc)
+		rc = io_uring_queue_init(entries, ring, 0);
 	if (rc < 0) {
 		errno = -rc;
 		return -1;
@@ -245,10 +248,10 @@ unsigned store_io(struct mems_store *st, struct io_uring *ring, int write,
 		unsigned j = i + 1;
 		while (j < io->n && io->slot[j] == io->slot[j - 1] + 1)
 			j++;
-		if (write && st->fail_err &&
-		    atomic_fetch_add(&st->nwrites, 1) + 1 >= st->fail_after) {
+		int inj = fail_now(write ? FP_URING_WRITE : FP_URING_READ);
+		if (inj) {
 			for (unsigned k = i; k < j; k++)
-				io->res[k] = -st->fail_err;
+				io->res[k] = -inj;
 			failed += j - i;
 			i = j;
 			continue;

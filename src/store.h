@@ -31,11 +31,6 @@ struct mems_store {
 	uint64_t in_use, npunch;
 	/* Counters (bytes and ns, added by the thread that did the I/O). */
 	_Atomic uint64_t written, read, wait_ns;
-	/* Test hook: from the fail_after-th write on, writes fail with
-	 * fail_err (0: off).  Set by mems_store_inject_fault(). */
-	_Atomic uint64_t nwrites;
-	uint64_t fail_after;
-	int fail_err;
 };
 
 /* Open the store in `where`: "" for an unlinked file in $TMPDIR or /tmp,

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "evict.h"
+#include "fail.h"
 #include "testutil.h"
 #include "trace.h"
 
@@ -470,7 +471,7 @@ static void write_and_check(uint64_t pages, uint64_t ver)
 static void io_error_run(void *unused)
 {
 	(void)unused;
-	evict_test_fail(&mems_g.pg, EIO, 20);
+	ck_assert_int_eq(fail_setup("uring-write:20+"), 0);
 	write_and_check(4 * (CAP_MIB << 20) / PS, 6);
 }
 
@@ -488,7 +489,7 @@ START_TEST(write_errors_keep_pages_resident)
 	ck_assert_uint_gt(s.pages_touched, s.resident_cap);
 	ck_assert_uint_eq(s.pages_touched, t_mincore());
 	/* the store recovers: with writes working again the cap comes back */
-	evict_test_fail(&mems_g.pg, 0, 0);
+	ck_assert_int_eq(fail_setup(""), 0);
 	sleep(1);
 	write_and_check(4 * (CAP_MIB << 20) / PS, 7);
 	ck_assert_uint_le(t_stats().pages_touched, t_stats().resident_cap);

@@ -1,0 +1,253 @@
+/*
+ * check_fail.c - fault injection (MEMS_FAIL): every system-call point that
+ * can fail gives a clean result: NULL and errno or a documented signal, a
+ * diagnostic, the state intact (mems_check), nothing lost.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "fail.h"
+#include "testutil.h"
+
+static void teardown(void)
+{
+	fail_setup("");
+	mems_finish();
+	mems_option_reset();
+}
+
+static int maps_lines(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, c;
+	ck_assert_ptr_nonnull(f);
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static int init_rc;
+static void try_init(void *unused)
+{
+	(void)unused;
+	init_rc = mems_try_init();
+}
+
+START_TEST(mmap_failures_during_init_leave_nothing_behind)
+{
+	/* fail each mmap of initialisation in turn, in both cap settings */
+	const char *cap = _i ? "4M" : "0";
+	int failed = 0, base = maps_lines();
+	for (int n = 1; n < 40; n++) {
+		char spec[32];
+		snprintf(spec, sizeof spec, "mmap:%d", n);
+		ck_assert_int_eq(mems_option_set("resident_max", cap), 0);
+		ck_assert_int_eq(mems_option_set("fail", spec), 0);
+		char *err = t_capture(2, try_init, NULL);
+		if (init_rc == 0) {
+			free(err);
+			break;
+		}
+		ck_assert_msg(strstr(err, "mems: "), "no diagnostic for %s", spec);
+		ck_assert_ptr_null(mems_malloc(100));      /* init failed: clean NULL */
+		ck_assert_int_eq(maps_lines(), base);       /* nothing leaked */
+		failed++;
+		free(err);
+	}
+	ck_assert_int_eq(init_rc, 0);
+	ck_assert_int_ge(failed, _i ? 8 : 4);
+	fprintf(stderr, "fail: %d mmap calls of mems_init (%s cap) failed in turn, each cleanly\n",
+		failed, _i ? "with a" : "without a");
+	ck_assert_int_eq(fail_setup(""), 0);
+	void *v = mems_malloc(100);
+	ck_assert_ptr_nonnull(mems_get(v));
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(mprotect_failure_fails_the_allocation_cleanly)
+{
+	ck_assert_int_eq(mems_try_init(), 0);
+	void *a = mems_malloc(100);
+	char *before = t_capture_stats(), *seed_before = t_seed_lines(before);
+	ck_assert_int_eq(fail_setup("mprotect:1"), 0);
+	errno = 0;
+	ck_assert_ptr_null(mems_malloc(10000));      /* needs a new node: commit fails */
+	ck_assert_int_eq(errno, ENOMEM);
+	char *after = t_capture_stats(), *seed_after = t_seed_lines(after);
+	ck_assert_str_eq(seed_after, seed_before);   /* the list is as it was */
+	ck_assert_int_eq(mems_check(), 0);
+	void *b = mems_malloc(10000);                /* and the next one works */
+	ck_assert_ptr_nonnull(mems_get(b));
+	ck_assert_uint_eq(U(b), U(a) + 4096);
+	ck_assert_int_eq(mems_check(), 0);
+	free(before); free(seed_before); free(after); free(seed_after);
+}
+END_TEST
+
+START_TEST(madvise_failure_keeps_pages_and_counts_them)
+{
+	ck_assert_int_eq(mems_try_init(), 0);
+	unsigned char *p = mems_ptr_malloc(64 * 4096);
+	memset(p, 5, 64 * 4096);
+	ck_assert_int_eq(fail_setup("madvise:1"), 0);
+	char *err = t_capture(2, (void (*)(void *))mems_ptr_free, p);
+	ck_assert_msg(strstr(err, "cannot give free pages back: Resource temporarily unavailable"),
+		      "%s", err);
+	free(err);
+	ck_assert_int_eq(mems_check(), 0);           /* touched still equals mincore */
+	ck_assert_uint_gt(t_stats().pages_touched, 0);
+	/* the memory is reused, zeroed where calloc promises it */
+	unsigned char *q = mems_ptr_calloc(64, 4096);
+	for (size_t i = 0; i < 64 * 4096; i += 512)
+		ck_assert_int_eq(q[i], 0);
+	mems_ptr_free(q);                            /* this one is given back */
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(populate_failure_is_retried)
+{
+	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	unsigned char *p = mems_ptr_malloc(16 * 4096);
+	ck_assert_int_eq(fail_setup("uffd-copy:1"), 0);
+	/* the first fault's ioctl fails: a diagnostic, the thread is woken,
+	 * faults again and gets its page */
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	int saved = dup(2);
+	dup2(fds[1], 2);
+	p[0] = 9;
+	p[5 * 4096] = 8;
+	dup2(saved, 2);
+	close(saved);
+	close(fds[1]);
+	char buf[512] = "";
+	ck_assert_int_gt(read(fds[0], buf, sizeof buf - 1), 0);
+	close(fds[0]);
+	ck_assert_msg(strstr(buf, "cannot populate page") && strstr(buf, "Cannot allocate memory"),
+		      "%s", buf);
+	ck_assert_int_eq(p[0], 9);
+	ck_assert_int_eq(p[5 * 4096], 8);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(register_and_api_failures_fall_back)
+{
+	static const char *const spec[] = { "uffd-register:1", "uffd-api:1" };
+	static const char *const why[] = { "userfaultfd(2): Operation not permitted",
+					   "userfaultfd(2): Invalid argument" };
+	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
+	ck_assert_int_eq(mems_option_set("fail", spec[_i]), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	struct mems_stats st = t_stats();
+	ck_assert_str_eq(st.mode_name, "uffd");
+	ck_assert_msg(strstr(st.mode_reason, why[_i]) &&
+		      strstr(st.mode_reason, "/dev/userfaultfd: ok"), "%s", st.mode_reason);
+	unsigned char *p = mems_ptr_malloc(4096);
+	p[0] = 1;
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+static unsigned char *wp_buf;
+static void fill_8m(void *unused)
+{
+	(void)unused;
+	for (size_t i = 0; i < (8u << 20); i += 4096)
+		wp_buf[i] = (unsigned char)(i >> 12);
+}
+
+START_TEST(write_protect_failure_keeps_pages_resident)
+{
+	/* every UFFDIO_WRITEPROTECT fails: nothing can be evicted, so the
+	 * heap grows past the cap, counted, with no hang and no loss */
+	ck_assert_int_eq(mems_option_set("resident_max", "1M"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	ck_assert_int_eq(fail_setup("uffd-wp:1+"), 0);
+	size_t n = 8u << 20;
+	wp_buf = mems_ptr_malloc(n);
+	unsigned char *p = wp_buf;
+	char *err = t_capture(2, fill_8m, NULL);
+	ck_assert_msg(strstr(err, "cannot write protect pages: Cannot allocate memory"), "%s", err);
+	free(err);
+	for (size_t i = 0; i < n; i += 4096)
+		ck_assert_int_eq(p[i], (unsigned char)(i >> 12));
+	struct mems_stats st = t_stats();
+	ck_assert_uint_gt(st.store_errors, 0);
+	ck_assert_uint_gt(st.over_cap, 0);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(io_uring_setup_failure_fails_init_clearly)
+{
+	ck_assert_int_eq(mems_option_set("resident_max", "4M"), 0);
+	ck_assert_int_eq(mems_option_set("fail", "uring-init:1"), 0);
+	char *err = t_capture(2, try_init, NULL);
+	ck_assert_int_eq(init_rc, -1);
+	ck_assert_msg(strstr(err, "resident cap: io_uring: Cannot allocate memory"), "%s", err);
+	free(err);
+	ck_assert_ptr_null(mems_ptr_malloc(10));
+	ck_assert_int_eq(mems_option_set("fail", ""), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+}
+END_TEST
+
+START_TEST(store_read_failure_is_sigbus_for_that_access)
+{
+	/* in a child of its own (it must die): the data of an evicted page
+	 * that cannot be read back is lost, and the access that needs it
+	 * gets SIGBUS, as with a swap-in error of the kernel's */
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		mems_option_set("resident_max", "1M");
+		if (mems_try_init() != 0)
+			_exit(2);
+		size_t n = 8u << 20;
+		volatile unsigned char *p = mems_ptr_malloc(n);
+		for (size_t i = 0; i < n; i += 4096)
+			p[i] = 3;
+		fail_setup("uring-read:1");
+		(void)p[0];          /* evicted: its read fails */
+		_exit(3);
+	}
+	close(fds[1]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	char buf[1024] = "";
+	ck_assert_int_ge(read(fds[0], buf, sizeof buf - 1), 0);
+	close(fds[0]);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "status %#x: %s", status,
+		      buf);
+	ck_assert_msg(strstr(buf, "cannot read an evicted page back from") &&
+		      strstr(buf, "Input/output error"), "%s", buf);
+}
+END_TEST
+
+Suite *fail_suite(void)
+{
+	Suite *s = suite_create("fail");
+	TCase *tc = tcase_create("fail");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_loop_test(tc, mmap_failures_during_init_leave_nothing_behind, 0, 2);
+	tcase_add_test(tc, mprotect_failure_fails_the_allocation_cleanly);
+	tcase_add_test(tc, madvise_failure_keeps_pages_and_counts_them);
+	tcase_add_test(tc, populate_failure_is_retried);
+	tcase_add_loop_test(tc, register_and_api_failures_fall_back, 0, 2);
+	tcase_add_test(tc, write_protect_failure_keeps_pages_resident);
+	tcase_add_test(tc, io_uring_setup_failure_fails_init_clearly);
+	tcase_add_test(tc, store_read_failure_is_sigbus_for_that_access);
+	suite_add_tcase(s, tc);
+	return s;
+}
