@@ -26,7 +26,7 @@ int main(void)
 		{ "ptr", ptr_suite }, { "preload", preload_suite },
 		{ "trace", trace_suite }, { "evict", evict_suite },
 		{ "evict-real", evict_real_suite }, { "check", check_suite },
-		{ "fail", fail_suite },
+		{ "fail", fail_suite }, { "badinput", badinput_suite },
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
