@@ -38,7 +38,7 @@ TEST_HELPERS := $(BUILD)/tests/user_helper $(BUILD)/tests/preload_edge \
 	$(BUILD)/tests/preload_stress $(BUILD)/tests/preload_ctor $(BUILD)/tests/libpreload_dso.so
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all deps demo check check-asan check-tsan check-debug warnings bench install clean
+.PHONY: all deps demo check check-asan check-tsan check-debug fuzz check-valgrind warnings bench install clean
 
 TRACE_TOOL := $(BUILD)/tools/mems-trace
 
@@ -143,6 +143,33 @@ check-debug: deps
 		build-debug/tests/user_helper build-debug/examples/example build-debug/examples/sparse
 	MEMS_TEST_BUILD=build-debug MEMS_SUITES="freelist api scenario ptr check evict" \
 		CK_DEFAULT_TIMEOUT=600 build-debug/tests/check_mems
+
+# libFuzzer (clang): byte strings become calls on both APIs, checked against
+# a reference model and mems_check() (tests/fuzz_mems.c).  Runs for
+# FUZZ_SECONDS on a copy of the seed corpus in tests/fuzz-corpus/; to run
+# longer: make fuzz FUZZ_SECONDS=3600 (new inputs go to build-fuzz/corpus).
+FUZZ_SECONDS ?= 60
+build-fuzz/fuzz_mems: tests/fuzz_mems.c $(SRCS) $(HDRS)
+	@mkdir -p build-fuzz
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Iinclude -Isrc -DMEMS_PAGE_SIZE=$(MEMS_PAGE_SIZE) \
+		-pthread -o $@ tests/fuzz_mems.c $(SRCS) -luring
+
+fuzz: deps build-fuzz/fuzz_mems
+	@mkdir -p build-fuzz/corpus
+	cp -n tests/fuzz-corpus/* build-fuzz/corpus/
+	build-fuzz/fuzz_mems -max_total_time=$(FUZZ_SECONDS) -max_len=600 -print_final_stats=1 \
+		-timeout=30 build-fuzz/corpus
+
+# The assignment's example under valgrind memcheck, in the pager mode valgrind
+# supports (kernel: valgrind knows nothing of userfaultfd) and with a span
+# that fits valgrind's address space.
+check-valgrind: $(BUILD)/examples/example $(BUILD)/examples/sparse
+	MEMS_PAGER=kernel MEMS_SPAN_SIZE=2G valgrind -q --error-exitcode=1 --leak-check=full \
+		--errors-for-leak-kinds=definite $(BUILD)/examples/example > /dev/null
+	MEMS_PAGER=kernel MEMS_SPAN_SIZE=2G valgrind -q --error-exitcode=1 --leak-check=full \
+		--errors-for-leak-kinds=definite $(BUILD)/examples/sparse > /dev/null
+	@echo "valgrind: examples/example.c and examples/sparse.c clean"
 
 check-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
