@@ -561,9 +561,8 @@ uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int wri
 	int woke, err = 0;
 	if (write) {
 		err = pager_copy_in(pg, pi, 1, ev->hbuf, 0, &woke);
-		if (!err) {
+		if (!err)
 			slot_drop(ev, pi);
-			}
 	}
 	if (!err && ok > (uint64_t)write) {
 		int woke2;

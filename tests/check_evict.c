@@ -288,9 +288,9 @@ START_TEST(working_set_8x_cap_with_threads)
 	ck_assert_uint_ge(s.store_read, s.page_ins * PS);
 	/* RSS: the cap, plus the slack docs/DESIGN.md gives (staging buffers
 	 * and the pager's maps) */
-	long slack_kib = 2048;
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 	/* (a sanitizer's shadow memory of the pages counts in RssAnon) */
+	long slack_kib = 2048;
 	ck_assert_msg(sm.max_rss - base <= (long)(cap >> 10) + slack_kib,
 		      "RssAnon grew by %ld KiB over a %llu KiB cap", sm.max_rss - base,
 		      (unsigned long long)(cap >> 10));
@@ -447,7 +447,11 @@ START_TEST(fork_child_reads_evicted_pages)
 	for (uint64_t i = 0; i < pages; i++)
 		bad += !check(buf + i * PS, i, 3);
 	ck_assert_uint_eq(bad, 0);
-	ck_assert_uint_le(settled().pages_touched, t_stats().resident_cap);
+	/* the evictor brings the heap back under the cap (a generous bound on
+	 * a loaded machine, not a timing measurement) */
+	for (int i = 0; i < 1000 && t_stats().pages_touched > t_stats().resident_cap; i++)
+		usleep(10000);
+	ck_assert_uint_le(t_stats().pages_touched, t_stats().resident_cap);
 }
 END_TEST
 
