@@ -11,6 +11,8 @@
 #include "mems.h"
 #include "pager.h"
 
+#define PURGE_QUEUE 1024       /* free ranges waiting for their purge */
+
 struct mems_state {
 	int ready;             /* initialised and usable */
 	char *span;            /* the reserved span */
@@ -19,6 +21,11 @@ struct mems_state {
 	struct mems_pager pg;
 	_Atomic uint64_t invalid_frees, invalid_gets, failed_allocs;
 	int stats_fd;          /* MEMS_STATS_ON_EXIT: a copy of stderr, or -1 */
+	/* MEMS_PURGE_DELAY: wholly free pages are given back this long after
+	 * they became free (0 at once, -1 never); under mems_lock */
+	int64_t purge_delay_ns;
+	struct purge { uint64_t lo, hi, t; } purge_q[PURGE_QUEUE];
+	unsigned purge_head, purge_n;
 };
 
 /* The allocator lock: protects mems_g.ready, .span and .fl.  Taken before

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,8 @@ int mems_init_locked(void)
 	/* Programs often close stderr on their way out (gnulib's close_stdout
 	 * does), before destructors run: keep a copy for the report at exit. */
 	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
+	int64_t delay = opt_int(OPT_PURGE_DELAY);
+	mems_g.purge_delay_ns = cf.cap ? 0 : delay < 0 ? -1 : delay * 1000000;
 	mems_g.ready = 1;
 	return 0;
 fail:;
@@ -231,6 +234,44 @@ static uint64_t round_up(uint64_t x, uint64_t a)
 	return (x + a - 1) / a * a;
 }
 
+/* ---------------------------------------------------------------------
+ * Purging: wholly free pages go back to the kernel MEMS_PURGE_DELAY after
+ * they became free.  A program that frees and soon allocates again then
+ * reuses resident pages instead of taking a fault on each (and a
+ * madvise per free).  The pages are free at once (not live: fault-around
+ * never reaches them, their store slots are freed); a queue of ranges
+ * remembers when, and the allocator purges what is due on its next call,
+ * sparing pages that have become live again.  Touched pages are counted
+ * as they are, so the stats stay exact.  With a resident cap the delay is
+ * 0: the evictor must never have to write free pages out.
+ * ------------------------------------------------------------------- */
+
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void purge_oldest(void)
+{
+	struct purge *q = &mems_g.purge_q[mems_g.purge_head];
+	pager_purge(&mems_g.pg, q->lo, q->hi - q->lo);
+	mems_g.purge_head = (mems_g.purge_head + 1) % PURGE_QUEUE;
+	mems_g.purge_n--;
+}
+
+/* Purge the ranges whose delay has passed (mems_lock held). */
+static void purge_due(void)
+{
+	if (!mems_g.purge_n)
+		return;
+	uint64_t now = coarse_ns();
+	while (mems_g.purge_n &&
+	       mems_g.purge_q[mems_g.purge_head].t + (uint64_t)mems_g.purge_delay_ns <= now)
+		purge_oldest();
+}
+
 int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp)
 {
 	struct mems_fl *fl = &mems_g.fl;
@@ -238,6 +279,7 @@ int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp)
 
 	if (size > mems_g.span_size || align > mems_g.span_size)
 		return ENOMEM;
+	purge_due();
 	/* the lowest hole that fits; with alignment, one that fits once its
 	 * start is rounded up (searching for size + align - 1 finds one) */
 	mems_id h = fl_find_fit(fl, size);
@@ -324,12 +366,24 @@ static void release_hole(mems_id h)
 	uint64_t ps = os_page_size();
 	uint64_t lo = round_up(fl_seg(&mems_g.fl, h)->start, ps);
 	uint64_t hi = fl_seg(&mems_g.fl, h)->end / ps * ps;
-	if (lo < hi)
+	if (lo >= hi)
+		return;
+	if (mems_g.purge_delay_ns == 0 || mems_g.pg.mode == MEMS_PAGER_KERNEL) {
 		pager_release(&mems_g.pg, lo, hi - lo);
+		return;
+	}
+	pager_free_range(&mems_g.pg, lo, hi - lo);
+	if (mems_g.purge_delay_ns < 0)
+		return;
+	if (mems_g.purge_n == PURGE_QUEUE)
+		purge_oldest();
+	unsigned tail = (mems_g.purge_head + mems_g.purge_n++) % PURGE_QUEUE;
+	mems_g.purge_q[tail] = (struct purge){ lo, hi, coarse_ns() };
 }
 
 void mems_free_locked(mems_id s)
 {
+	purge_due();
 	/* the merged hole: the pages the segment shared with its neighbours
 	 * may be wholly free now */
 	release_hole(fl_free(&mems_g.fl, s));

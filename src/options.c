@@ -47,6 +47,7 @@ static const struct opt_def {
 	[OPT_SWAP_FILE] = { "swap_file", K_STRING, 0, 0, 0, NULL, 0 },
 	[OPT_EVICT_POLICY] = { "evict_policy", K_CHOICE, 0, 0, 1, policy_choices, 0 },
 	[OPT_FAIL] = { "fail", K_STRING, 0, 0, 0, NULL, 0 },
+	[OPT_PURGE_DELAY] = { "purge_delay", K_INT, 0, -1, 60000, NULL, 0 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,6 +56,17 @@ static int64_t env_value[OPT_COUNT], api_value[OPT_COUNT];
 static char env_str[OPT_COUNT][STR_MAX], api_str[OPT_COUNT][STR_MAX];
 static int api_set[OPT_COUNT];
 static atomic_int loaded;
+
+/* Defined in preload.c only: libmems-preload.so's own defaults. */
+extern const int mems_preload_library __attribute__((weak, visibility("hidden")));
+#define PRELOAD_PURGE_DELAY 100   /* ms: see docs/PERFORMANCE.md */
+
+static int64_t def_of(int i)
+{
+	if (i == OPT_PURGE_DELAY && &mems_preload_library)
+		return PRELOAD_PURGE_DELAY;
+	return defs[i].def;
+}
 
 /* ---------------------------------------------------------------------
  * Parsing
@@ -215,12 +227,12 @@ void opts_load(void)
 		for (char *c = var; *c; c++)
 			*c = (char)toupper((unsigned char)*c);
 		const char *s = getenv(var);
-		int64_t v = defs[i].def;
+		int64_t v = def_of(i);
 		char then[80], def[32];
-		render(&defs[i], defs[i].def, def, sizeof def);
+		render(&defs[i], v, def, sizeof def);
 		snprintf(then, sizeof then, "; using the default, %s", def);
 		if (s && parse(&defs[i], var, s, &v, then) != 0)
-			v = defs[i].def;
+			v = def_of(i);
 		env_value[i] = v;
 		if (defs[i].kind == K_STRING)
 			snprintf(env_str[i], STR_MAX, "%s", s && strlen(s) < STR_MAX ? s : "");

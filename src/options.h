@@ -18,6 +18,7 @@ enum mems_opt {
 	OPT_SWAP_FILE,        /* where evicted pages go ("": $TMPDIR) (init) */
 	OPT_EVICT_POLICY,     /* clock | fifo                         (init) */
 	OPT_FAIL,             /* fault injection, tests (fail.c)      (init) */
+	OPT_PURGE_DELAY,      /* ms before free pages go back (-1 never) (init) */
 	OPT_COUNT
 };
 

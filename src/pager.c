@@ -737,31 +737,23 @@ static void release_failed(struct mems_pager *pg)
 			  mems_strerror(errno));
 }
 
-void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
+/* Give back the resident pages of [lo, hi) that are not live (pg->lock
+ * held). */
+static void purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 {
-	if (!uses_bitmap(pg)) {
-		/* kernel paging: nothing to count (see pager_counters) */
-		if (os_release(pg->base + off, len) != 0)
-			release_failed(pg);
-		return;
-	}
-	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps, freed = 0;
-	live_set(pg, lo, hi, 0);
-	pthread_mutex_lock(&pg->lock);
-	if (pg->ev)
-		evict_release(pg, lo, hi);
+	uint64_t freed = 0;
 	for (uint64_t i = lo; i < hi;) {
 		if (!(i % 64) && i + 64 <= hi &&
 		    !__atomic_load_n(&pg->resident[i / 64], __ATOMIC_RELAXED)) {
 			i += 64;
 			continue;
 		}
-		if (!bit_get(pg, i)) {
+		if (!bit_get(pg, i) || live_get(pg, i)) {
 			i++;
 			continue;
 		}
 		uint64_t j = i;
-		while (j < hi && bit_get(pg, j))
+		while (j < hi && bit_get(pg, j) && !live_get(pg, j))
 			j++;
 		if (os_release(pg->base + i * pg->ps, (j - i) * pg->ps) != 0) {
 			release_failed(pg);
@@ -777,6 +769,44 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	}
 	pg->touched -= freed;
 	pg->released += freed;
+}
+
+void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	if (!uses_bitmap(pg))
+		return;
+	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
+	live_set(pg, lo, hi, 0);
+	if (pg->ev) {
+		pthread_mutex_lock(&pg->lock);
+		evict_release(pg, lo, hi);
+		pthread_mutex_unlock(&pg->lock);
+	}
+}
+
+void pager_purge(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	if (!uses_bitmap(pg))
+		return;
+	pthread_mutex_lock(&pg->lock);
+	purge_locked(pg, off / pg->ps, (off + len) / pg->ps);
+	pthread_mutex_unlock(&pg->lock);
+}
+
+void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
+{
+	if (!uses_bitmap(pg)) {
+		/* kernel paging: nothing to count (see pager_counters) */
+		if (os_release(pg->base + off, len) != 0)
+			release_failed(pg);
+		return;
+	}
+	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
+	live_set(pg, lo, hi, 0);
+	pthread_mutex_lock(&pg->lock);
+	if (pg->ev)
+		evict_release(pg, lo, hi);
+	purge_locked(pg, lo, hi);
 	pthread_mutex_unlock(&pg->lock);
 }
 

@@ -74,6 +74,12 @@ void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len);
 void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Give back the pages of [off, off+len) (page aligned), now wholly free. */
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* The same in two steps, for a purge delay: the pages are free now (not
+ * live; their store slots freed), and are given back later by
+ * pager_purge(), which spares pages that have become live again.  In
+ * kernel mode (no bitmaps) both do nothing: call pager_release(). */
+void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len);
+void pager_purge(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Populate every missing page over [off, off+len) now (user-mode-only
  * mode, where the kernel cannot fault them in for a system call). */
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);

@@ -30,6 +30,11 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* Read by options.c (weakly: it is absent from libmems itself): the
+ * malloc replacement defaults to a purge delay of 100 ms, where libmems
+ * keeps the assignment's contract of giving pages back on every free. */
+const int mems_preload_library = 1;
+
 /* names no header declares */
 void cfree(void *p);
 void *__libc_malloc(size_t size);

@@ -305,6 +305,108 @@ START_TEST(only_wholly_free_pages_are_released)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------
+ * Purge delay (MEMS_PURGE_DELAY)
+ * ------------------------------------------------------------------- */
+
+START_TEST(purge_delay_option_is_checked)
+{
+	char buf[16];
+	ck_assert_int_eq(mems_option_set("purge_delay", "-2"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(mems_option_set("purge_delay", "60001"), -1);
+	ck_assert_int_eq(mems_option_set("purge_delay", "soon"), -1);
+	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
+	mems_option_get("purge_delay", buf, sizeof buf);
+	ck_assert_str_eq(buf, "-1");
+}
+END_TEST
+
+START_TEST(never_purged_pages_are_reused_without_faults)
+{
+	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
+	start(modes[_i]);     /* uffd, uffd-user */
+	size_t ps = os_page_size(), len = 64 * ps;
+	char *p = mems_ptr_malloc(len);
+	memset(p, 0xab, len);
+	uint64_t touched = t_stats().pages_touched;
+	mems_ptr_free(p);
+	/* free, still resident, and counted as it is */
+	ck_assert_uint_eq(t_stats().pages_touched, touched);
+	ck_assert_touched_exact();
+	ck_assert_int_eq(mems_check(), 0);      /* not live any more */
+	uint64_t faults = t_stats().faults;
+	char *q = mems_ptr_calloc(1, len);
+	ck_assert_ptr_eq(q, p);
+	for (size_t i = 0; i < len; i += 512)
+		ck_assert_int_eq(q[i], 0);          /* calloc zeroes what it reuses */
+	memset(q, 1, len);
+	ck_assert_uint_eq(t_stats().faults, faults);
+	ck_assert_uint_eq(t_stats().pages_touched, touched);
+	mems_ptr_free(q);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(purge_happens_after_the_delay_and_spares_reused_pages)
+{
+	ck_assert_int_eq(mems_option_set("purge_delay", "50"), 0);
+	start("uffd");
+	size_t ps = os_page_size();
+	char *a = mems_ptr_aligned(ps, 64 * ps);
+	memset(a, 1, 64 * ps);
+	mems_ptr_free(a);
+	/* half of it is taken again before the delay ends */
+	char *b = mems_ptr_aligned(ps, 32 * ps);
+	ck_assert_ptr_eq(b, a);
+	memset(b, 2, 32 * ps);
+	ck_assert_uint_eq(t_stats().pages_touched, 64);
+	usleep(80000);
+	char *c = mems_ptr_malloc(16);          /* the next call purges what is due */
+	ck_assert_uint_eq(t_stats().pages_touched, 32);  /* b only (c is not touched yet) */
+	ck_assert_touched_exact();
+	for (size_t i = 0; i < 32 * ps; i += 256)
+		ck_assert_int_eq(b[i], 2);
+	mems_ptr_free(b);
+	mems_ptr_free(c);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(purge_queue_overflow_purges_the_oldest)
+{
+	ck_assert_int_eq(mems_option_set("purge_delay", "60000"), 0);
+	start("uffd");
+	size_t ps = os_page_size();
+	enum { N = PURGE_QUEUE + 100 };
+	static char *blk[N];
+	for (int i = 0; i < N; i++) {           /* a page each, with a guard between */
+		blk[i] = mems_ptr_aligned(ps, ps);
+		blk[i][0] = 1;
+		(void)mems_ptr_malloc(16);
+	}
+	for (int i = 0; i < N; i++)
+		mems_ptr_free(blk[i]);
+	struct mems_stats st = t_stats();
+	/* the queue holds PURGE_QUEUE ranges: the 100 oldest went back */
+	ck_assert_uint_eq(st.pages_released, 100);
+	ck_assert_touched_exact();
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(resident_cap_means_no_purge_delay)
+{
+	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
+	ck_assert_int_eq(mems_option_set("resident_max", "4M"), 0);
+	start("uffd");
+	char *p = mems_ptr_malloc(1 << 20);
+	memset(p, 1, 1 << 20);
+	mems_ptr_free(p);
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+}
+END_TEST
+
 Suite *pager_suite(void)
 {
 	Suite *s = suite_create("pager");
@@ -325,6 +427,11 @@ Suite *pager_suite(void)
 	tcase_add_test(tc, user_mode_only_populates_at_allocation);
 	tcase_add_loop_test(tc, free_gives_pages_and_rss_back, 0, 3);
 	tcase_add_loop_test(tc, only_wholly_free_pages_are_released, 0, 3);
+	tcase_add_test(tc, purge_delay_option_is_checked);
+	tcase_add_loop_test(tc, never_purged_pages_are_reused_without_faults, 0, 2);
+	tcase_add_test(tc, purge_happens_after_the_delay_and_spares_reused_pages);
+	tcase_add_test(tc, purge_queue_overflow_purges_the_oldest);
+	tcase_add_test(tc, resident_cap_means_no_purge_delay);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -271,6 +271,23 @@ START_TEST(blocks_really_are_mems_blocks)
 }
 END_TEST
 
+START_TEST(preload_purges_after_100_ms_by_default)
+{
+	/* libmems gives pages back on every free (the assignment's contract);
+	 * the malloc replacement waits 100 ms (docs/PERFORMANCE.md) */
+	struct result r = run("MEMS_STATS_ON_EXIT=0 $WORK/preload_edge --option purge_delay", 1, 0);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	ck_assert_str_eq(r.out, "purge_delay=100\n");
+	free(r.out); free(r.err);
+	r = run("MEMS_STATS_ON_EXIT=0 MEMS_PURGE_DELAY=0 $WORK/preload_edge --option purge_delay", 1, 0);
+	ck_assert_str_eq(r.out, "purge_delay=0\n");
+	free(r.out); free(r.err);
+	char buf[16];
+	mems_option_get("purge_delay", buf, sizeof buf);
+	ck_assert_str_eq(buf, "0");
+}
+END_TEST
+
 Suite *preload_suite(void)
 {
 	Suite *s = suite_create("preload");
@@ -279,6 +296,7 @@ Suite *preload_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
+	tcase_add_test(tc, preload_purges_after_100_ms_by_default);
 	int n = (int)(sizeof progs / sizeof progs[0]);
 	tcase_add_loop_test(tc, real_program_as_root, 0, n);
 	tcase_add_loop_test(tc, real_program_as_ordinary_user, 0, n);

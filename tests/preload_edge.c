@@ -96,7 +96,7 @@ static int edge(void)
 }
 
 /* Under the preload, blocks of every kind are MeMS blocks. */
-static int mems_check(void)
+static int blocks_are_mems(void)
 {
 	void *(*to_virtual)(const void *) = (void *(*)(const void *))dlsym(RTLD_DEFAULT,
 									      "mems_ptr_to_virtual");
@@ -116,9 +116,26 @@ static int mems_check(void)
 	return 0;
 }
 
+/* --option NAME: the value MeMS gives the option (its defaults under the
+ * preload library differ from libmems's). */
+static int show_option(const char *name)
+{
+	int (*get)(const char *, char *, size_t) =
+		(int (*)(const char *, char *, size_t))dlsym(RTLD_DEFAULT, "mems_option_get");
+	char buf[64];
+	if (!get || get(name, buf, sizeof buf) < 0) {
+		fprintf(stderr, "preload_edge: no option %s: not preloaded?\n", name);
+		return 1;
+	}
+	printf("%s=%s\n", name, buf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 2 && !strcmp(argv[1], "--option"))
+		return show_option(argv[2]);
 	if (argc > 1 && !strcmp(argv[1], "--mems"))
-		return mems_check();
+		return blocks_are_mems();
 	return edge();
 }
