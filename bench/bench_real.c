@@ -8,6 +8,7 @@
  * programs of the test suite (python3 building dicts and lists, sqlite3
  * with an index, sort of a large file).  Each runs REPS times in each mode,
  * alternating; the median wall time and the largest peak RSS are kept.
+ * Then the churn again under each of several purge delays.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,32 @@ int main(int argc, char **argv)
 		double g = tg[REPS / 2], m = tm[REPS / 2];
 		printf("  %-30s %9.2f %9.2f %6.2fx   %9.1f %9.1f %6.2fx\n", progs[i].name, g, m,
 		       m / g, rg / 1024.0, rm / 1024.0, (double)rm / (double)rg);
+	}
+
+	/* the purge delay (MEMS_PURGE_DELAY) on the churn: how long wholly
+	 * free pages stay before they go back, against time and peak RSS */
+	static const char *const delays[] = { "0", "10", "100", "1000", "-1" };
+	double tg[REPS];
+	long rg = 0, r;
+	for (int k = 0; k < REPS; k++) {
+		tg[k] = run(churn_cmd, NULL, &r);
+		rg = r > rg ? r : rg;
+	}
+	qsort(tg, REPS, sizeof *tg, cmp);
+	printf("\nchurn under MeMS by MEMS_PURGE_DELAY (ms; -1 never), against glibc in the same run\n");
+	printf("  %-8s %9s %7s %9s %7s\n", "delay", "MeMS s", "time", "MeMS MiB", "RSS");
+	for (size_t d = 0; d < sizeof delays / sizeof delays[0]; d++) {
+		char dcmd[4400];
+		double tm[REPS];
+		long rm = 0;
+		snprintf(dcmd, sizeof dcmd, "MEMS_PURGE_DELAY=%s %s", delays[d], churn_cmd);
+		for (int k = 0; k < REPS; k++) {
+			tm[k] = run(dcmd, preload, &r);
+			rm = r > rm ? r : rm;
+		}
+		qsort(tm, REPS, sizeof *tm, cmp);
+		printf("  %-8s %9.2f %6.2fx %9.1f %6.2fx\n", delays[d], tm[REPS / 2],
+		       tm[REPS / 2] / tg[REPS / 2], rm / 1024.0, (double)rm / (double)rg);
 	}
 	snprintf(cmd, sizeof cmd, "rm -rf %s", work);
 	return system(cmd) != 0;
