@@ -194,7 +194,7 @@ warnings: deps
 
 # ---------------------------------------------------------------- bench
 
-$(BUILD)/bench/%: bench/%.c $(LIBA)
+$(BUILD)/bench/%: bench/%.c bench/benchutil.h $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) -lm
 

@@ -1,0 +1,38 @@
+/*
+ * benchutil.h - what the benchmarks share: a clock, medians, a generator.
+ */
+#ifndef MEMS_BENCHUTIL_H
+#define MEMS_BENCHUTIL_H
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+static inline double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (v is sorted). */
+static inline double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return v[n / 2];
+}
+
+static inline uint64_t rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+#endif
