@@ -340,6 +340,15 @@ static void evict_batch(struct mems_pager *pg)
 	int res[BATCH];
 	unsigned nv = choose(pg, victims), nd = 0;
 
+	if (!nv) {
+		/* nothing can be evicted (every resident page is being evicted
+		 * or poisoned): stop the handler waiting, as for a failed write,
+		 * and look again a second later */
+		ev->store_full = 1;
+		ev->freed_since_full = 0;
+		return;
+	}
+
 	/* clean victims: their copy is in the store already */
 	for (unsigned i = 0; i < nv;) {
 		if (!map_get(ev->slotted, victims[i])) {
@@ -920,7 +929,8 @@ int evict_check(struct mems_pager *pg, const uint64_t *process_map, char *why, s
 	if (!ev->busy && nslotted != ev->store.in_use)
 		CHECK_FAIL("%" PRIu64 " pages hold slots, the store counts %" PRIu64 " in use",
 			   nslotted, ev->store.in_use);
-	if (pg->touched > ev->cap && !ev->store_errors && !ev->frozen && !ev->refill)
+	if (pg->touched > ev->cap && !ev->store_errors && !ev->over_cap && !ev->frozen &&
+	    !ev->refill)
 		CHECK_FAIL("%" PRIu64 " pages resident over a cap of %" PRIu64 " with no store error",
 			   (uint64_t)pg->touched, ev->cap);
 out:
