@@ -253,12 +253,12 @@ unsigned store_io(struct mems_store *st, struct io_uring *ring, int write,
 			for (unsigned k = i; k < j; k++)
 				io->res[k] = -inj;
 			failed += j - i;
-			i = j;
-			continue;
+		} else {
+			reqs[nreq++] = (struct req){ .first = i, .n = j - i };
 		}
-		reqs[nreq++] = (struct req){ .first = i, .n = j - i };
 		i = j;
-		if (nreq < sizeof reqs / sizeof reqs[0] && i < io->n)
+		/* gather up to 64 requests, then submit (and at the end) */
+		if (!nreq || (nreq < sizeof reqs / sizeof reqs[0] && i < io->n))
 			continue;
 		/* submit what is gathered and wait for all of it; a short
 		 * transfer is resubmitted for the rest */
