@@ -13,6 +13,7 @@
 
 #include "evict.h"
 #include "fail.h"
+#include "store.h"
 #include "testutil.h"
 #include "trace.h"
 
@@ -190,6 +191,47 @@ START_TEST(named_store_must_be_new_and_goes_away)
 	ck_assert_str_eq(t_stats().store_path, path);
 	mems_finish();
 	ck_assert_int_eq(store_file_bytes(), -1);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * The store by itself
+ * ------------------------------------------------------------------- */
+
+START_TEST(store_batches_runs_and_reports_each_page)
+{
+	struct mems_store st;
+	struct io_uring ring;
+	char why[256];
+	ck_assert_int_eq(store_open(&st, dir, 1024, PS, why, sizeof why), 0);
+	ck_assert_int_eq(store_ring_init(&ring, 128), 0);
+	unsigned char *buf = aligned_alloc(PS, 4 * PS), *back = aligned_alloc(PS, 4 * PS);
+	for (int i = 0; i < 4; i++)
+		memset(buf + i * PS, 'a' + i, PS);
+	/* two runs (slots 3-4 and 9-10); the second request fails */
+	uint64_t slots[4] = { 3, 4, 9, 10 };
+	int res[4];
+	struct store_io io = { buf, slots, res, 4 };
+	ck_assert_int_eq(fail_setup("uring-write:2"), 0);
+	ck_assert_uint_eq(store_io(&st, &ring, 1, &io), 2);
+	ck_assert_int_eq(res[0], 0);
+	ck_assert_int_eq(res[1], 0);
+	ck_assert_int_eq(res[2], -EIO);
+	ck_assert_int_eq(res[3], -EIO);
+	fail_setup("");
+	/* what was reported written was written */
+	struct store_io rd = { back, slots, res, 2 };
+	ck_assert_uint_eq(store_io(&st, &ring, 0, &rd), 0);
+	ck_assert_int_eq(memcmp(back, buf, 2 * PS), 0);
+	/* a slot never written reads as an error, not as zeros */
+	uint64_t never[1] = { 500 };
+	struct store_io rn = { back, never, res, 1 };
+	ck_assert_uint_eq(store_io(&st, &ring, 0, &rn), 1);
+	ck_assert_int_eq(res[0], -EIO);
+	io_uring_queue_exit(&ring);
+	store_close(&st);
+	free(buf);
+	free(back);
 }
 END_TEST
 
@@ -695,6 +737,7 @@ Suite *evict_suite(void)
 	tcase_add_loop_test(tc, cap_needs_full_userfaultfd, 0, 2);
 	tcase_add_test(tc, cap_as_an_ordinary_user_fails_clearly);
 	tcase_add_test(tc, named_store_must_be_new_and_goes_away);
+	tcase_add_test(tc, store_batches_runs_and_reports_each_page);
 	tcase_add_loop_test(tc, clean_pages_are_dropped_without_a_write, 0, 2);
 	tcase_add_test(tc, system_calls_read_and_write_evicted_pages);
 	tcase_add_test(tc, fork_child_reads_evicted_pages);
