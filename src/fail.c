@@ -39,15 +39,19 @@ static const struct {
 
 static atomic_int armed;
 static _Atomic uint64_t calls[FP_COUNT];
-static uint64_t nth[FP_COUNT];       /* 0: not armed */
-static int onward[FP_COUNT];
+/* (atomics: a test may re-arm while the handler or evictor checks) */
+static _Atomic uint64_t nth[FP_COUNT];   /* 0: not armed */
+static atomic_int onward[FP_COUNT];
 
 int fail_now(enum fail_point p)
 {
-	if (!atomic_load_explicit(&armed, memory_order_relaxed) || !nth[p])
+	if (!atomic_load_explicit(&armed, memory_order_acquire))
+		return 0;
+	uint64_t at = atomic_load(&nth[p]);
+	if (!at)
 		return 0;
 	uint64_t n = atomic_fetch_add(&calls[p], 1) + 1;
-	return n == nth[p] || (onward[p] && n > nth[p]) ? points[p].err : 0;
+	return n == at || (atomic_load(&onward[p]) && n > at) ? points[p].err : 0;
 }
 
 int fail_setup(const char *spec)
@@ -81,8 +85,8 @@ int fail_setup(const char *spec)
 	atomic_store(&armed, 0);
 	int any = 0;
 	for (int p = 0; p < FP_COUNT; p++) {
-		nth[p] = want[p];
-		onward[p] = on[p];
+		atomic_store(&nth[p], want[p]);
+		atomic_store(&onward[p], on[p]);
 		atomic_store(&calls[p], 0);
 		any |= want[p] != 0;
 	}
