@@ -100,6 +100,8 @@ struct uffdio_poison {
 
 #define BATCH 64u          /* pages per eviction batch */
 #define PAGEIN_MAX 64u     /* most pages read back per fault */
+#define READ_MAX 64u       /* most pages of one read_back() (both of the above) */
+_Static_assert(BATCH <= READ_MAX && PAGEIN_MAX <= READ_MAX, "staging sizes");
 
 struct mems_evict {
 	uint64_t cap, headroom;        /* pages */
@@ -123,9 +125,13 @@ struct mems_evict {
 	int running;
 	pthread_cond_t wake, idle;
 	int roomfd;
-	int busy, frozen, stopping, store_full;
+	int busy, frozen, stopping;
+	int stalled;                   /* cannot evict now (a store write or
+					  the write protection failed, or no
+					  victim): the handler stops waiting
+					  for room until the evictor retries */
 	int refill;                    /* over the cap since fork read all back */
-	uint64_t freed_since_full;     /* slots freed since a write failed */
+	uint64_t freed_since_stall;     /* slots freed since the stall */
 	int poison;                    /* UFFDIO_POISON is available */
 	char *ebuf, *hbuf;             /* staging: BATCH and PAGEIN_MAX pages */
 	/* counters, under pg->lock */
@@ -167,8 +173,16 @@ static void slot_drop(struct mems_evict *ev, uint64_t pi)
 	store_slot_free(&ev->store, ev->slot[pi] - 1);
 	ev->slot[pi] = 0;
 	map_clear(ev->slotted, pi);
-	ev->freed_since_full++;
+	ev->freed_since_stall++;
 	pthread_cond_signal(&ev->wake);   /* to punch the slot's space */
+}
+
+/* Eviction cannot go on now: the handler populates beyond the cap until
+ * the evictor retries (a second later, or once BATCH slots are freed). */
+static void stall(struct mems_evict *ev)
+{
+	ev->stalled = 1;
+	ev->freed_since_stall = 0;
 }
 
 static void room_signal(struct mems_evict *ev)
@@ -344,8 +358,7 @@ static void evict_batch(struct mems_pager *pg)
 		/* nothing can be evicted (every resident page is being evicted
 		 * or poisoned): stop the handler waiting, as for a failed write,
 		 * and look again a second later */
-		ev->store_full = 1;
-		ev->freed_since_full = 0;
+		stall(ev);
 		return;
 	}
 
@@ -385,8 +398,7 @@ static void evict_batch(struct mems_pager *pg)
 			for (unsigned k = i; k < j; k++)
 				store_slot_free(&ev->store, slots[k]);
 			ev->store_errors += j - i;
-			ev->store_full = 1;
-			ev->freed_since_full = 0;
+			stall(ev);
 		} else {
 			for (unsigned k = i; k < j; k++) {
 				dirty[keep] = dirty[k];
@@ -408,8 +420,7 @@ static void evict_batch(struct mems_pager *pg)
 	pthread_mutex_lock(&pg->lock);
 
 	if (failed) {
-		ev->store_full = 1;
-		ev->freed_since_full = 0;
+		stall(ev);
 	}
 	for (unsigned i = 0; i < nd;) {
 		uint64_t pi = dirty[i];
@@ -469,16 +480,16 @@ static void *evictor_main(void *arg)
 			break;
 		if (ev->frozen || !over_target(pg))
 			continue;
-		if (ev->store_full) {
+		if (ev->stalled) {
 			/* a write failed: try again a second later, or once
 			 * BATCH slots were freed */
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += 1;
-			while (!ev->stopping && ev->freed_since_full < BATCH &&
+			while (!ev->stopping && ev->freed_since_stall < BATCH &&
 			       pthread_cond_timedwait(&ev->wake, &pg->lock, &ts) == 0)
 				;
-			ev->store_full = 0;
+			ev->stalled = 0;
 			continue;
 		}
 		ev->busy = 1;
@@ -500,7 +511,7 @@ static void *evictor_main(void *arg)
 uint64_t evict_room(struct mems_pager *pg)
 {
 	struct mems_evict *ev = pg->ev;
-	if (ev->store_full || ev->frozen)
+	if (ev->stalled || ev->frozen)
 		return UINT64_MAX;
 	return pg->touched < ev->cap ? ev->cap - pg->touched : 0;
 }
@@ -528,27 +539,40 @@ void evict_populated(struct mems_pager *pg, uint64_t pi, uint64_t n)
 		evict_kick(pg);
 }
 
-uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int write)
+/* Read the run of evicted pages from pi (at most max, and at most the
+ * staging buffer's 64 pages) into buf through ring.  Returns how many from
+ * pi were read; when that is not all of the run, *err says why. */
+static uint64_t read_back(struct mems_pager *pg, struct io_uring *ring, char *buf, uint64_t pi,
+			  uint64_t max, int *err)
 {
 	struct mems_evict *ev = pg->ev;
-	uint64_t slots[PAGEIN_MAX], lim = committed_pages(pg), n = 0;
-	int res[PAGEIN_MAX];
+	uint64_t slots[READ_MAX], lim = committed_pages(pg), n = 0, ok = 0;
+	int res[READ_MAX];
 
-	if (max > PAGEIN_MAX)
-		max = PAGEIN_MAX;
+	if (max > READ_MAX)
+		max = READ_MAX;
 	while (n < max && pi + n < lim && evict_swapped(pg, pi + n)) {
 		slots[n] = ev->slot[pi + n] - 1;
 		n++;
 	}
-	struct store_io io = { .buf = ev->hbuf, .slot = slots, .res = res, .n = (unsigned)n };
-	store_io(&ev->store, &ev->hring, 0, &io);
-	uint64_t ok = 0;
+	struct store_io io = { .buf = buf, .slot = slots, .res = res, .n = (unsigned)n };
+	store_io(&ev->store, ring, 0, &io);
 	while (ok < n && !res[ok])
 		ok++;
+	*err = ok < n ? -res[ok] : 0;
+	return ok;
+}
+
+uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int write)
+{
+	struct mems_evict *ev = pg->ev;
+	int rerr;
+	uint64_t ok = read_back(pg, &ev->hring, ev->hbuf, pi, max, &rerr);
+
 	if (!ok) {
 		if (!ev->read_reported++)
 			mems_diag("pager: cannot read an evicted page back from %s: %s",
-				  ev->store.where, mems_strerror(-res[0]));
+				  ev->store.where, mems_strerror(rerr));
 		struct uffdio_poison p = { .range = { .start = addr_of(pg, pi), .len = pg->ps } };
 		if (!ev->poison || ioctl(pg->uffd, UFFDIO_POISON, &p) != 0) {
 			mems_diag("pager: the data of page %p is lost: aborting",
@@ -644,7 +668,7 @@ void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 		map_clear(ev->ref, i);
 		i++;
 	}
-	if (ev->store_full && ev->freed_since_full >= BATCH)
+	if (ev->stalled && ev->freed_since_stall >= BATCH)
 		evict_kick(pg);
 }
 
@@ -671,27 +695,16 @@ void evict_fork_prepare(struct mems_pager *pg)
 			i++;
 			continue;
 		}
-		uint64_t slots[BATCH];
-		int res[BATCH];
-		unsigned n = 0;
-		while (n < BATCH && i + n < lim && evict_swapped(pg, i + n)) {
-			slots[n] = ev->slot[i + n] - 1;
-			n++;
-		}
-		struct store_io io = { .buf = ev->ebuf, .slot = slots, .res = res, .n = n };
-		store_io(&ev->store, &ev->ering, 0, &io);
-		unsigned ok = 0;
-		while (ok < n && !res[ok])
-			ok++;
-		int woke;
-		if (ok && pager_copy_in(pg, i, ok, ev->ebuf, 1, &woke) == 0) {
+		int err, woke;
+		uint64_t ok = read_back(pg, &ev->ering, ev->ebuf, i, BATCH, &err);
+		if (ok && (err = pager_copy_in(pg, i, ok, ev->ebuf, 1, &woke)) == 0) {
 			ev->page_ins += ok;
 			if (ev->fifo)
 				fifo_push(pg, i, ok);
 			i += ok;
 		} else {
 			mems_diag("fork: cannot read an evicted page back: %s; the child "
-				  "reads zeros there", mems_strerror(ok ? EIO : -res[0]));
+				  "reads zeros there", mems_strerror(err));
 			i += ok ? ok : 1;
 		}
 	}
