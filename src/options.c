@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "diag.h"
 #include "mems.h"
@@ -258,6 +259,22 @@ void opt_str(enum mems_opt o, char *buf, size_t len)
 	pthread_mutex_lock(&opt_lock);
 	snprintf(buf, len, "%s", api_set[o] ? api_str[o] : env_str[o]);
 	pthread_mutex_unlock(&opt_lock);
+}
+
+size_t opt_path(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+	for (; *in && n + 1 < len; in++) {
+		if (in[0] == '%' && in[1] == 'p') {
+			int w = snprintf(out + n, len - n, "%d", (int)getpid());
+			n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len - 1;
+			in++;
+		} else {
+			out[n++] = *in;
+		}
+	}
+	out[n] = 0;
+	return n;
 }
 
 const char *opt_choice(enum mems_opt o)

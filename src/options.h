@@ -29,5 +29,8 @@ int64_t opt_int(enum mems_opt o);
 const char *opt_choice(enum mems_opt o);
 /* The text of a string option. */
 void opt_str(enum mems_opt o, char *buf, size_t len);
+/* A file name from an option (MEMS_TRACE, MEMS_SWAP_FILE) with "%p" made
+ * the pid, into out (len bytes, NUL included).  Returns its length. */
+size_t opt_path(const char *in, char *out, size_t len);
 
 #endif

@@ -325,13 +325,6 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Read a batch of faults.  Right after a batch the next fault usually
  * follows within microseconds (the woken thread runs on and faults again),
  * and sleeping in poll() would add two wake-ups across CPUs to its round
@@ -346,12 +339,12 @@ static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t 
 				 { .fd = pg->evfd, .events = POLLIN },
 				 { .fd = want_room ? evict_roomfd(pg) : -1, .events = POLLIN } };
 	if (after_batch && pg->spin_ns && len && !want_room) {
-		uint64_t until = mono_ns() + pg->spin_ns;
+		uint64_t until = os_now_ns() + pg->spin_ns;
 		do {
 			ssize_t got = read(pg->uffd, msgs, len);
 			if (got > 0 || (got < 0 && errno != EAGAIN))
 				return got;
-		} while (mono_ns() < until);
+		} while (os_now_ns() < until);
 	}
 	for (;;) {
 		if (poll(pfd, 3, -1) < 0) {

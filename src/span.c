@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fail.h"
@@ -102,4 +103,11 @@ int64_t os_resident_pages(void *p, size_t len)
 		pages -= chunk;
 	}
 	return n;
+}
+
+uint64_t os_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

@@ -1,5 +1,6 @@
 /*
- * span.h - the OS layer: every mmap, mprotect, madvise and mincore of MeMS
+ * span.h - the OS layer: every mmap, mprotect, madvise and mincore of MeMS,
+ * and its clock,
  * goes through here (the userfaultfd ioctls live in pager.c).
  */
 #ifndef MEMS_SPAN_H
@@ -23,5 +24,7 @@ int os_decommit(void *p, size_t len);
 int os_release(void *p, size_t len);
 /* Number of resident pages in [p, p+len), by mincore(2); -1 on error. */
 int64_t os_resident_pages(void *p, size_t len);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t os_now_ns(void);
 
 #endif

@@ -38,25 +38,12 @@
 
 #include "diag.h"
 #include "fail.h"
+#include "options.h"
 #include "span.h"
 
 /* ---------------------------------------------------------------------
  * Opening
  * ------------------------------------------------------------------- */
-
-static void expand_pid(const char *in, char *out, size_t len)
-{
-	size_t o = 0;
-	for (; *in && o + 1 < len; in++) {
-		if (in[0] == '%' && in[1] == 'p') {
-			o += (size_t)snprintf(out + o, len - o, "%d", (int)getpid());
-			in++;
-		} else {
-			out[o++] = *in;
-		}
-	}
-	out[o < len ? o : len - 1] = 0;
-}
 
 /* Open with O_DIRECT if the file system takes it, else without. */
 static int open_either(const char *path, int flags, mode_t mode, int *direct)
@@ -82,7 +69,7 @@ int store_open(struct mems_store *st, const char *where, uint64_t nslots, uint64
 		const char *t = getenv("TMPDIR");
 		where = t && t[0] ? t : "/tmp";
 	}
-	expand_pid(where, path, sizeof path);
+	opt_path(where, path, sizeof path);
 	snprintf(st->where, sizeof st->where, "%s", path);
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 		fd = open_either(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600, &st->direct);
@@ -223,13 +210,6 @@ int store_ring_init(struct io_uring *ring, unsigned entries)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Requests of one batch: a run of pages [first, first+n) of the buffer. */
 struct req {
 	unsigned first, n, done;
@@ -240,7 +220,7 @@ unsigned store_io(struct mems_store *st, struct io_uring *ring, int write,
 {
 	struct req reqs[64];
 	unsigned nreq = 0, failed = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = os_now_ns();
 
 	for (unsigned i = 0; i < io->n; i++)
 		io->res[i] = 0;
@@ -332,6 +312,6 @@ unsigned store_io(struct mems_store *st, struct io_uring *ring, int write,
 		}
 		nreq = 0;
 	}
-	atomic_fetch_add(&st->wait_ns, now_ns() - t0);
+	atomic_fetch_add(&st->wait_ns, os_now_ns() - t0);
 	return failed;
 }

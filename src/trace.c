@@ -31,6 +31,7 @@
 
 #include "diag.h"
 #include "mems.h"
+#include "options.h"
 #include "span.h"
 
 #define RING (1u << 16)            /* records */
@@ -149,16 +150,7 @@ static void release_all(void)
 int trace_start(const char *path, uint64_t span_base, int thread_ids)
 {
 	char name[4096];
-	size_t n = 0;
-	for (const char *c = path; *c && n < sizeof name - 24; c++) {
-		if (c[0] == '%' && c[1] == 'p') {
-			n += (size_t)snprintf(name + n, sizeof name - n, "%d", (int)getpid());
-			c++;
-		} else {
-			name[n++] = *c;
-		}
-	}
-	name[n] = 0;
+	size_t n = opt_path(path, name, sizeof name - 24);   /* room for ".N" */
 	/* One writer a file: another MeMS in this process (a program linked
 	 * with libmems and also preloading it) or elsewhere holds the lock,
 	 * so take NAME.2, NAME.3, ... */
