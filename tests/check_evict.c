@@ -63,6 +63,16 @@ static int check(const unsigned char *page, uint64_t i, uint64_t ver)
 	return 1;
 }
 
+/* A new block of pages pages, page i filled with (i, ver). */
+static unsigned char *filled(uint64_t pages, uint64_t ver)
+{
+	unsigned char *buf = mems_ptr_malloc(pages * PS);
+	ck_assert_ptr_nonnull(buf);
+	for (uint64_t i = 0; i < pages; i++)
+		fill(buf + i * PS, i, ver);
+	return buf;
+}
+
 /* Stats once the evictor is idle (it runs on while touched is within its
  * headroom of the cap), so that they can be compared with mincore. */
 static struct mems_stats settled(void)
@@ -289,11 +299,8 @@ START_TEST(working_set_8x_cap_with_threads)
 	const uint64_t cap = CAP_MIB << 20, pages = 8 * cap / PS;
 	start_cap("4M");
 	long base = t_rss_anon_kib();
-	unsigned char *buf = mems_ptr_malloc(pages * PS);
-	ck_assert_ptr_nonnull(buf);
+	unsigned char *buf = filled(pages, 0);
 	uint32_t *ver = calloc(pages, sizeof *ver);
-	for (uint64_t i = 0; i < pages; i++)
-		fill(buf + i * PS, i, 0);
 
 	struct sampler sm = { 0 };
 	pthread_t st, th[THREADS];
@@ -364,9 +371,7 @@ START_TEST(clean_pages_are_dropped_without_a_write)
 	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
 	ck_assert_int_eq(mems_option_set("evict_policy", policy[_i]), 0);
 	start_cap("4M");
-	unsigned char *buf = mems_ptr_malloc(pages * PS);
-	for (uint64_t i = 0; i < pages; i++)
-		fill(buf + i * PS, i, 1);
+	unsigned char *buf = filled(pages, 1);
 	uint64_t bad = 0, written[3];
 	for (int pass = 0; pass < 3; pass++) {
 		for (uint64_t i = 0; i < pages; i++)
@@ -442,9 +447,7 @@ START_TEST(system_calls_read_and_write_evicted_pages)
 	 * page) fault to the handler too, and page in */
 	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
 	start_cap("4M");
-	unsigned char *buf = mems_ptr_malloc(pages * PS);
-	for (uint64_t i = 0; i < pages; i++)
-		fill(buf + i * PS, i, 5);
+	unsigned char *buf = filled(pages, 5);
 	int fd = memfd_create("io", 0);
 	ck_assert_int_ge(fd, 0);
 	/* the first pages are evicted by now */
@@ -462,9 +465,7 @@ START_TEST(fork_child_reads_evicted_pages)
 {
 	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
 	start_cap("4M");
-	unsigned char *buf = mems_ptr_malloc(pages * PS);
-	for (uint64_t i = 0; i < pages; i++)
-		fill(buf + i * PS, i, 3);
+	unsigned char *buf = filled(pages, 3);
 	struct mems_stats s = t_stats();
 	ck_assert_uint_ge(s.evictions, pages - s.resident_cap);
 	fflush(NULL);
@@ -503,10 +504,7 @@ END_TEST
 
 static void write_and_check(uint64_t pages, uint64_t ver)
 {
-	unsigned char *buf = mems_ptr_malloc(pages * PS);
-	ck_assert_ptr_nonnull(buf);
-	for (uint64_t i = 0; i < pages; i++)
-		fill(buf + i * PS, i, ver);
+	unsigned char *buf = filled(pages, ver);
 	uint64_t bad = 0;
 	for (int pass = 0; pass < 2; pass++)
 		for (uint64_t i = 0; i < pages; i++)
