@@ -73,7 +73,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/userfaultfd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -820,11 +819,7 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
 	ev->hring_ok = 1;
 
 	pg->ev = ev;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&ev->thread, NULL, evictor_main, pg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = os_thread_start(&ev->thread, evictor_main, pg);
 	if (rc != 0) {
 		pg->ev = NULL;
 		snprintf(why, whylen, "cannot start the evictor thread: %s", mems_strerror(rc));

@@ -60,7 +60,6 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -530,11 +529,7 @@ static int start_handler(struct mems_pager *pg)
 	pg->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pg->evfd < 0)
 		return -1;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&pg->thread, NULL, handler_main, pg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = os_thread_start(&pg->thread, handler_main, pg);
 	if (rc != 0) {
 		close(pg->evfd);
 		pg->evfd = -1;

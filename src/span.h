@@ -1,11 +1,12 @@
 /*
  * span.h - the OS layer: every mmap, mprotect, madvise and mincore of MeMS,
- * and its clock,
+ * its clock and the start of its own threads,
  * goes through here (the userfaultfd ioctls live in pager.c).
  */
 #ifndef MEMS_SPAN_H
 #define MEMS_SPAN_H
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 size_t os_page_size(void);
@@ -26,5 +27,8 @@ int os_release(void *p, size_t len);
 int64_t os_resident_pages(void *p, size_t len);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t os_now_ns(void);
+/* Start one of MeMS's own threads with every signal blocked: signals meant
+ * for the program must never run its handlers there.  0 or an errno. */
+int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

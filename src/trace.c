@@ -198,7 +198,7 @@ int trace_start(const char *path, uint64_t span_base, int thread_ids)
 	tr.head = tr.tail = 0;
 	tr.dropped = 0;
 	tr.stop = 0;
-	int rc = pthread_create(&tr.writer, NULL, writer_main, NULL);
+	int rc = os_thread_start(&tr.writer, writer_main, NULL);
 	if (rc) {
 		errno = rc;
 		trace_stop();
