@@ -4,50 +4,107 @@
  * every block filled and checked before it is freed.  Run it plainly and
  * under a preloaded allocator to compare them.
  *
- *   churn [SLOTS [OPS]]      defaults: 20000 slots, 2000000 operations
+ *   churn [SLOTS [OPS [THREADS]]]   defaults: 20000 slots, 2000000 operations, 1
+ *
+ * With THREADS > 1 each thread runs its own churn of SLOTS slots and OPS
+ * operations (the work grows with the threads; compare throughput).  After
+ * everything is freed it waits 300 ms (longer than the purge delays an
+ * allocator would use by default) and reports its resident memory then:
+ *
+ *   churn: ... bad 0 rss_after_free_kib N
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static uint64_t rng(uint64_t *s)
+#include "benchutil.h"
+
+struct job {
+	size_t slots, ops;
+	uint64_t seed, bad, sum;
+};
+
+static void *churn(void *arg)
 {
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
+	struct job *j = arg;
+	unsigned char **p = calloc(j->slots, sizeof *p);
+	size_t *len = calloc(j->slots, sizeof *len);
+	if (!p || !len) {
+		perror("calloc");
+		exit(1);
+	}
+	for (size_t op = 0; op < j->ops; op++) {
+		size_t k = rng(&j->seed) % j->slots;
+		if (p[k]) {
+			unsigned char want = (unsigned char)(k ^ len[k]);
+			if (p[k][0] != want || p[k][len[k] - 1] != want || p[k][len[k] / 2] != want)
+				j->bad++;
+			j->sum += p[k][len[k] / 2];
+			free(p[k]);
+		}
+		len[k] = rng(&j->seed) % 1000 == 0 ? 65536 + rng(&j->seed) % (1 << 20)
+						   : 2 + rng(&j->seed) % 2047;
+		p[k] = malloc(len[k]);
+		if (!p[k]) {
+			perror("malloc");
+			exit(1);
+		}
+		memset(p[k], (unsigned char)(k ^ len[k]), len[k]);
+	}
+	for (size_t k = 0; k < j->slots; k++)
+		free(p[k]);
+	free(p);
+	free(len);
+	return NULL;
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
 }
 
 int main(int argc, char **argv)
 {
 	size_t slots = argc > 1 ? strtoul(argv[1], NULL, 10) : 20000;
 	size_t ops = argc > 2 ? strtoul(argv[2], NULL, 10) : 2000000;
-	unsigned char **p = calloc(slots, sizeof *p);
-	size_t *len = calloc(slots, sizeof *len);
-	uint64_t seed = 12345, bad = 0, sum = 0;
-
-	for (size_t op = 0; op < ops; op++) {
-		size_t k = rng(&seed) % slots;
-		if (p[k]) {
-			unsigned char want = (unsigned char)(k ^ len[k]);
-			if (p[k][0] != want || p[k][len[k] - 1] != want || p[k][len[k] / 2] != want)
-				bad++;
-			sum += p[k][len[k] / 2];
-			free(p[k]);
-		}
-		len[k] = rng(&seed) % 1000 == 0 ? 65536 + rng(&seed) % (1 << 20)
-						 : 2 + rng(&seed) % 2047;
-		p[k] = malloc(len[k]);
-		if (!p[k]) {
-			perror("malloc");
+	int threads = argc > 3 ? atoi(argv[3]) : 1;
+	if (!slots || threads < 1 || threads > 64) {
+		fprintf(stderr, "usage: churn [SLOTS [OPS [THREADS (1-64)]]]\n");
+		return 2;
+	}
+	struct job jobs[64];
+	pthread_t t[64];
+	for (int i = 0; i < threads; i++) {
+		jobs[i] = (struct job){ slots, ops, 12345 + (uint64_t)i * 7919, 0, 0 };
+		if (threads > 1 && pthread_create(&t[i], NULL, churn, &jobs[i]) != 0) {
+			perror("pthread_create");
 			return 1;
 		}
-		memset(p[k], (unsigned char)(k ^ len[k]), len[k]);
 	}
-	for (size_t k = 0; k < slots; k++)
-		free(p[k]);
-	printf("churn: %zu slots, %zu operations, checksum %llu, bad %llu\n", slots, ops,
-	       (unsigned long long)sum, (unsigned long long)bad);
+	if (threads == 1)
+		churn(&jobs[0]);
+	uint64_t bad = 0, sum = 0;
+	for (int i = 0; i < threads; i++) {
+		if (threads > 1)
+			pthread_join(t[i], NULL);
+		bad += jobs[i].bad;
+		sum += jobs[i].sum;
+	}
+	usleep(300000);
+	printf("churn: %zu slots, %zu operations, %d thread%s, checksum %llu, bad %llu "
+	       "rss_after_free_kib %ld\n",
+	       slots, ops, threads, threads > 1 ? "s" : "", (unsigned long long)sum,
+	       (unsigned long long)bad, rss_kib());
 	return bad != 0;
 }
