@@ -25,7 +25,7 @@ LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS   := -pthread -luring
 
 SRCS     := src/mems.c src/ptr.c src/boot.c src/freelist.c src/meta.c src/span.c \
-	    src/pager.c src/evict.c src/store.c src/check.c src/fail.c src/trace.c src/stats.c src/options.c src/diag.c
+	    src/pager.c src/evict.c src/store.c src/check.c src/small.c src/purge.c src/fail.c src/trace.c src/stats.c src/options.c src/diag.c
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/*.h src/*.h)
 
@@ -141,7 +141,7 @@ check-asan: deps
 check-debug: deps
 	@$(MAKE) --no-print-directory BUILD=build-debug MEMS_DEBUG=1 build-debug/tests/check_mems \
 		build-debug/tests/user_helper build-debug/examples/example build-debug/examples/sparse
-	MEMS_TEST_BUILD=build-debug MEMS_SUITES="freelist api scenario ptr check evict" \
+	MEMS_TEST_BUILD=build-debug MEMS_SUITES="freelist api scenario ptr check evict small" \
 		CK_DEFAULT_TIMEOUT=600 build-debug/tests/check_mems
 
 # libFuzzer (clang): byte strings become calls on both APIs, checked against
@@ -199,9 +199,9 @@ $(BUILD)/bench/%: bench/%.c bench/benchutil.h $(LIBA)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) -lm
 
 # plain programs, run under the preload library by bench_real
-$(BUILD)/bench/churn: bench/churn.c
+$(BUILD)/bench/churn: bench/churn.c bench/benchutil.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -o $@ $<
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -pthread -o $@ $<
 
 $(BUILD)/bench/bench_real: bench/bench_real.c
 	@mkdir -p $(dir $@)

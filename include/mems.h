@@ -144,6 +144,12 @@ struct mems_stats {
 	uint64_t over_cap;         /* pages populated beyond the cap after such a failure */
 	char store_path[256];      /* the store's directory or file ("" without a cap) */
 	int store_direct;          /* the store bypasses the page cache (O_DIRECT) */
+	/* small blocks of the pointer API (MEMS_SMALL_RUNS): each run is one
+	 * PROCESS segment, counted in bytes_in_use whole */
+	uint64_t small_runs;       /* runs (PROCESS segments cut into blocks) */
+	uint64_t small_blocks;     /* blocks allocated in them */
+	uint64_t small_bytes;      /* those blocks' bytes */
+	uint64_t small_run_bytes;  /* the runs' bytes */
 };
 
 /* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */

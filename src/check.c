@@ -6,7 +6,9 @@
  * (in address order, heap order of priorities, subtree maxima, the same
  * holes as the chains), the address map (first[] exact, cover[] where a
  * lookup trusts it, every PROCESS segment found from its first and last
- * byte), the slabs' record counts, and the pager's view (touched pages
+ * byte), the slabs' record counts, the runs of small blocks (small.c:
+ * each one its held PROCESS segment and its pages in the run map, the
+ * partial lists), and the pager's view (touched pages
  * equal to the resident bitmap and to mincore(2), live pages exactly those
  * under PROCESS segments, and the eviction state).  It reports the first
  * inconsistency it finds.  Cost: linear in the committed span and the
@@ -24,6 +26,7 @@
 #include "diag.h"
 #include "evict.h"
 #include "internal.h"
+#include "small.h"
 #include "span.h"
 
 #define FAIL(...)                                                      \
@@ -213,6 +216,8 @@ int mems_check_locked(char *why, size_t len)
 			if (!rc)
 				rc = check_pager(pg, map, fl->committed, why, len);
 			pthread_mutex_unlock(&pg->lock);
+			if (!rc)
+				rc = sm_check_locked(why, len);
 		}
 		if (map)
 			os_unmap(map, mbytes);

@@ -20,6 +20,7 @@ struct mems_seg {
 	mems_id tl, tr;        /* treap children (holes only) */
 	uint32_t prio;         /* treap priority */
 	uint8_t type;          /* SEG_* ; SEG_FREE for a recycled record */
+	uint8_t held;          /* PROCESS segment holding a run of small blocks (small.c) */
 };
 
 struct mems_node {

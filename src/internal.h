@@ -11,7 +11,6 @@
 #include "mems.h"
 #include "pager.h"
 
-#define PURGE_QUEUE 1024       /* free ranges waiting for their purge */
 
 struct mems_state {
 	int ready;             /* initialised and usable */
@@ -21,11 +20,9 @@ struct mems_state {
 	struct mems_pager pg;
 	_Atomic uint64_t invalid_frees, invalid_gets, failed_allocs;
 	int stats_fd;          /* MEMS_STATS_ON_EXIT: a copy of stderr, or -1 */
-	/* MEMS_PURGE_DELAY: wholly free pages are given back this long after
-	 * they became free (0 at once, -1 never); under mems_lock */
+	/* MEMS_PURGE_DELAY: wholly free pages are given back one to two times
+	 * this long after they became free (0 at once, -1 never; purge.c) */
 	int64_t purge_delay_ns;
-	struct purge { uint64_t lo, hi, t; } purge_q[PURGE_QUEUE];
-	unsigned purge_head, purge_n;
 };
 
 /* The allocator lock: protects mems_g.ready, .span and .fl.  Taken before
@@ -37,12 +34,16 @@ void mems_lock_take(void);
 void mems_lock_drop(void);
 /* This thread holds mems_lock (a call from libc inside our own). */
 int mems_lock_held(void);
+/* Take mems_lock if it is free: 1, else 0. */
+int mems_lock_try(void);
 
 /* Under mems_lock: */
 int mems_init_locked(void);                     /* 0, or -1 with errno */
 /* Carve size bytes aligned to align out of the list: 0 and *off, or an
  * errno value. */
 int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *off);
+/* The same, also giving the segment. */
+int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *off, mems_id *seg);
 void mems_free_locked(mems_id seg);
 int mems_shrink_locked(mems_id seg, uint64_t size);   /* 0, or -1 */
 int mems_grow_locked(mems_id seg, uint64_t size);     /* 0, or -1 */

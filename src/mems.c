@@ -32,6 +32,8 @@
 #include "internal.h"
 #include "options.h"
 #include "span.h"
+#include "purge.h"
+#include "small.h"
 #define MEMS_LIBRARY 1
 #include "trace.h"
 
@@ -71,6 +73,14 @@ void mems_lock_drop(void)
 	pthread_mutex_unlock(&mems_lock);
 }
 
+int mems_lock_try(void)
+{
+	if (pthread_mutex_trylock(&mems_lock) != 0)
+		return 0;
+	lock_held = 1;
+	return 1;
+}
+
 int mems_lock_held(void)
 {
 	return lock_held;
@@ -93,6 +103,7 @@ void mems_maybe_abort(void)
 static void fork_prepare(void)
 {
 	mems_lock_take();
+	sm_fork_prepare();
 	if (mems_g.ready)
 		pager_fork_prepare(&mems_g.pg);
 }
@@ -101,14 +112,17 @@ static void fork_parent(void)
 {
 	if (mems_g.ready)
 		pager_fork_parent(&mems_g.pg);
+	sm_fork_parent();
 	mems_lock_drop();
 }
 
 static void fork_child(void)
 {
 	trace_fork_child();
+	purge_fork_child();
 	if (mems_g.ready)
 		pager_fork_child(&mems_g.pg);
+	sm_fork_child_locked();
 	mems_lock_drop();
 }
 
@@ -183,6 +197,14 @@ int mems_init_locked(void)
 	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
 	int64_t delay = opt_int(OPT_PURGE_DELAY);
 	mems_g.purge_delay_ns = cf.cap ? 0 : delay < 0 ? -1 : delay * 1000000;
+	if (sm_start_locked() != 0) {
+		int e = errno;
+		mems_diag("cannot map the runs of small blocks: %s", mems_strerror(e));
+		pager_stop(&mems_g.pg);
+		trace_stop();
+		errno = e;
+		goto fail;
+	}
 	mems_g.ready = 1;
 	return 0;
 fail:;
@@ -215,6 +237,8 @@ void mems_finish(void)
 	if (mems_g.ready) {
 		if (mems_g.stats_fd >= 0)
 			close(mems_g.stats_fd);
+		sm_stop_locked();
+		purge_stop_locked();
 		pager_stop(&mems_g.pg);
 		trace_stop();
 		fl_destroy(&mems_g.fl);
@@ -234,52 +258,19 @@ static uint64_t round_up(uint64_t x, uint64_t a)
 	return (x + a - 1) / a * a;
 }
 
-/* ---------------------------------------------------------------------
- * Purging: wholly free pages go back to the kernel MEMS_PURGE_DELAY after
- * they became free.  A program that frees and soon allocates again then
- * reuses resident pages instead of taking a fault on each (and a
- * madvise per free).  The pages are free at once (not live: fault-around
- * never reaches them, their store slots are freed); a queue of ranges
- * remembers when, and the allocator purges what is due on its next call,
- * sparing pages that have become live again.  Touched pages are counted
- * as they are, so the stats stay exact.  With a resident cap the delay is
- * 0: the evictor must never have to write free pages out.
- * ------------------------------------------------------------------- */
-
-static uint64_t coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void purge_oldest(void)
-{
-	struct purge *q = &mems_g.purge_q[mems_g.purge_head];
-	pager_purge(&mems_g.pg, q->lo, q->hi - q->lo);
-	mems_g.purge_head = (mems_g.purge_head + 1) % PURGE_QUEUE;
-	mems_g.purge_n--;
-}
-
-/* Purge the ranges whose delay has passed (mems_lock held). */
-static void purge_due(void)
-{
-	if (!mems_g.purge_n)
-		return;
-	uint64_t now = coarse_ns();
-	while (mems_g.purge_n &&
-	       mems_g.purge_q[mems_g.purge_head].t + (uint64_t)mems_g.purge_delay_ns <= now)
-		purge_oldest();
-}
-
 int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp)
+{
+	mems_id s;
+	return mems_alloc_seg_locked(size, align, offp, &s);
+}
+
+int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *offp, mems_id *segp)
 {
 	struct mems_fl *fl = &mems_g.fl;
 	uint64_t at = 0;
 
 	if (size > mems_g.span_size || align > mems_g.span_size)
 		return ENOMEM;
-	purge_due();
 	/* the lowest hole that fits; with alignment, one that fits once its
 	 * start is rounded up (searching for size + align - 1 finds one) */
 	mems_id h = fl_find_fit(fl, size);
@@ -320,6 +311,7 @@ int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp)
 	}
 	pager_mark_live(&mems_g.pg, at, size);
 	*offp = at;
+	*segp = s;
 	return 0;
 }
 
@@ -372,18 +364,15 @@ static void release_hole(mems_id h)
 		pager_release(&mems_g.pg, lo, hi - lo);
 		return;
 	}
+	/* free now, given back after the delay (purge.c) */
 	pager_free_range(&mems_g.pg, lo, hi - lo);
-	if (mems_g.purge_delay_ns < 0)
-		return;
-	if (mems_g.purge_n == PURGE_QUEUE)
-		purge_oldest();
-	unsigned tail = (mems_g.purge_head + mems_g.purge_n++) % PURGE_QUEUE;
-	mems_g.purge_q[tail] = (struct purge){ lo, hi, coarse_ns() };
+	if (mems_g.purge_delay_ns > 0)
+		purge_freed_locked();
 }
 
 void mems_free_locked(mems_id s)
 {
-	purge_due();
+	fl_seg(&mems_g.fl, s)->held = 0;
 	/* the merged hole: the pages the segment shared with its neighbours
 	 * may be wholly free now */
 	release_hole(fl_free(&mems_g.fl, s));
@@ -420,6 +409,8 @@ const char *mems_classify_free(uint64_t off, mems_id *sp)
 	*sp = s;
 	if (fl_seg(&mems_g.fl, s)->start != off)
 		return "inside a segment, not its start";
+	if (fl_seg(&mems_g.fl, s)->held)
+		return "a run of small blocks, not a block";   /* see small.c */
 	return NULL;
 }
 
@@ -480,7 +471,16 @@ void mems_free(void *v_ptr)
 		return;
 	mems_lock_take();
 	uint64_t off = v_to_off(v_ptr);
-	const char *why = mems_classify_free(off, &s);
+	const char *why = NULL;
+	/* a block of the pointer API's runs (small.c), or a segment */
+	int rc = off < mems_g.fl.committed ? sm_free_locked(off, &why, 1) : 0;
+	if (rc > 0) {
+		mems_lock_drop();
+		return;
+	}
+	s = 0;
+	if (rc == 0)
+		why = mems_classify_free(off, &s);
 	if (!why) {
 		mems_free_locked(s);
 		mems_lock_drop();

@@ -49,6 +49,7 @@ static const struct opt_def {
 	[OPT_EVICT_POLICY] = { "evict_policy", K_CHOICE, 0, 0, 1, policy_choices, 0 },
 	[OPT_FAIL] = { "fail", K_STRING, 0, 0, 0, NULL, 0 },
 	[OPT_PURGE_DELAY] = { "purge_delay", K_INT, 0, -1, 60000, NULL, 0 },
+	[OPT_SMALL_RUNS] = { "small_runs", K_BOOL, 0, 0, 1, NULL, 0 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -66,6 +67,8 @@ static int64_t def_of(int i)
 {
 	if (i == OPT_PURGE_DELAY && &mems_preload_library)
 		return PRELOAD_PURGE_DELAY;
+	if (i == OPT_SMALL_RUNS && &mems_preload_library)
+		return 1;
 	return defs[i].def;
 }
 

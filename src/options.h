@@ -19,6 +19,7 @@ enum mems_opt {
 	OPT_EVICT_POLICY,     /* clock | fifo                         (init) */
 	OPT_FAIL,             /* fault injection, tests (fail.c)      (init) */
 	OPT_PURGE_DELAY,      /* ms before free pages go back (-1 never) (init) */
+	OPT_SMALL_RUNS,       /* small blocks in runs (pointer API)   (init) */
 	OPT_COUNT
 };
 

@@ -598,8 +598,9 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 	if (hi > lo) {
 		/* the zero source is read only, never written: it stays the
 		 * kernel's zero page */
-		pg->resident = os_map_meta(2 * pg->resident_bytes);
+		pg->resident = os_map_meta(3 * pg->resident_bytes);
 		pg->live = (_Atomic uint64_t *)(pg->resident + pg->resident_bytes / 8);
+		pg->seen = pg->resident + 2 * (pg->resident_bytes / 8);
 		pg->zeros = os_map_meta(pg->zeros_bytes);
 		if (!pg->resident || !pg->zeros)
 			goto fail;
@@ -647,7 +648,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 		goto fail;
 	}
 	if (pg->resident) {
-		os_unmap(pg->resident, 2 * pg->resident_bytes);
+		os_unmap(pg->resident, 3 * pg->resident_bytes);
 		pg->resident = NULL;
 		pg->live = NULL;
 	}
@@ -682,11 +683,12 @@ void pager_stop(struct mems_pager *pg)
 		close(pg->uffd);
 	pg->evfd = pg->uffd = -1;
 	if (pg->resident)
-		os_unmap(pg->resident, 2 * pg->resident_bytes);
+		os_unmap(pg->resident, 3 * pg->resident_bytes);
 	if (pg->zeros)
 		os_unmap(pg->zeros, pg->zeros_bytes);
 	pg->resident = NULL;
 	pg->live = NULL;
+	pg->seen = NULL;
 	pg->zeros = NULL;
 	pthread_mutex_destroy(&pg->lock);
 	pg->mode = MEMS_PAGER_NONE;
@@ -772,15 +774,6 @@ void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
 	}
 }
 
-void pager_purge(struct mems_pager *pg, uint64_t off, uint64_t len)
-{
-	if (!uses_bitmap(pg))
-		return;
-	pthread_mutex_lock(&pg->lock);
-	purge_locked(pg, off / pg->ps, (off + len) / pg->ps);
-	pthread_mutex_unlock(&pg->lock);
-}
-
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
 	if (!uses_bitmap(pg)) {
@@ -807,8 +800,45 @@ int pager_page_fresh(struct mems_pager *pg, uint64_t pi)
 
 void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
-	if (uses_bitmap(pg))
-		live_set(pg, off / pg->ps, (off + len + pg->ps - 1) / pg->ps, 1);
+	if (!uses_bitmap(pg))
+		return;
+	uint64_t lo = off / pg->ps, hi = (off + len + pg->ps - 1) / pg->ps;
+	live_set(pg, lo, hi, 1);
+	/* in use again: a later free starts its purge delay afresh */
+	for (uint64_t i = lo; i < hi;) {
+		uint64_t w = i / 64, b = i % 64;
+		uint64_t n = hi - i < 64 - b ? hi - i : 64 - b;
+		pg->seen[w] &= ~((n == 64 ? ~0ull : ((1ull << n) - 1)) << b);
+		i += n;
+	}
+}
+
+uint64_t pager_purge_scan(struct mems_pager *pg)
+{
+	if (!uses_bitmap(pg))
+		return 0;
+	uint64_t left = 0, words = (atomic_load(&pg->committed) / pg->ps + 63) / 64;
+	pthread_mutex_lock(&pg->lock);
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t c = __atomic_load_n(&pg->resident[w], __ATOMIC_RELAXED) &
+			     ~atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+		uint64_t due = c & pg->seen[w];
+		if (due) {
+			/* runs of due pages (purge_locked spares live ones) */
+			for (uint64_t d = due; d;) {
+				unsigned b = (unsigned)__builtin_ctzll(d);
+				unsigned e = b;
+				while (e < 64 && (d >> e & 1))
+					e++;
+				purge_locked(pg, w * 64 + b, w * 64 + e);
+				d &= e == 64 ? 0 : ~0ull << e;
+			}
+		}
+		pg->seen[w] = c & ~due;
+		left += (uint64_t)__builtin_popcountll(pg->seen[w]);
+	}
+	pthread_mutex_unlock(&pg->lock);
+	return left;
 }
 
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
@@ -898,10 +928,11 @@ void pager_fork_child(struct mems_pager *pg)
 	close(pg->evfd);
 	pg->uffd = pg->evfd = -1;
 	pg->running = 0;
-	os_unmap(pg->resident, 2 * pg->resident_bytes);
+	os_unmap(pg->resident, 3 * pg->resident_bytes);
 	os_unmap(pg->zeros, pg->zeros_bytes);
 	pg->resident = NULL;
 	pg->live = NULL;
+	pg->seen = NULL;
 	pg->zeros = NULL;
 	pg->mode = MEMS_PAGER_KERNEL;
 	snprintf(pg->reason, sizeof pg->reason,

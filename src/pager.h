@@ -33,6 +33,9 @@ struct mems_pager {
 	 * allocator (under the allocator lock), read by the handler, which
 	 * never lets fault-around reach into wholly free pages. */
 	_Atomic uint64_t *live;
+	/* A bit per OS page found free but resident by the last purge scan
+	 * (pager_purge_scan); under the allocator lock. */
+	uint64_t *seen;
 	void *zeros;               /* window pages of zeros, source of UFFDIO_COPY */
 	size_t zeros_bytes;
 	_Atomic uint64_t touched, faults, populated, released;
@@ -74,12 +77,16 @@ void pager_uncommit(struct mems_pager *pg, uint64_t off, uint64_t len);
 void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Give back the pages of [off, off+len) (page aligned), now wholly free. */
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
-/* The same in two steps, for a purge delay: the pages are free now (not
+/* The first step only, for a purge delay: the pages are free now (not
  * live; their store slots freed), and are given back later by
- * pager_purge(), which spares pages that have become live again.  In
- * kernel mode (no bitmaps) both do nothing: call pager_release(). */
+ * pager_purge_scan(), which spares pages that have become live again.  In
+ * kernel mode (no bitmaps) it does nothing: call pager_release(). */
 void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len);
-void pager_purge(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Under the allocator lock, once per purge delay (purge.c): give back the
+ * pages found free but resident by the last scan too, and remember the
+ * ones found so now.  A page allocated meanwhile (pager_mark_live) starts
+ * afresh.  Returns how many pages wait for the next scan. */
+uint64_t pager_purge_scan(struct mems_pager *pg);
 /* Populate every missing page over [off, off+len) now (user-mode-only
  * mode, where the kernel cannot fault them in for a system call). */
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);

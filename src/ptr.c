@@ -13,6 +13,10 @@
  * calloc zeroes only what may hold old data: pages the pager has not
  * populated yet will be populated with zeros.
  *
+ * Small blocks (up to SM_MAX_SIZE) come from runs when runs are on
+ * (small.c): PROCESS segments of the list cut into blocks of one size,
+ * allocated and freed without the allocator lock.
+ *
  * A call that reaches here while this thread holds the allocator lock
  * (libc allocating inside one of our own calls) is served from the
  * bootstrap arena (boot.c); frees and lookups then work on the list
@@ -27,6 +31,7 @@
 #include "diag.h"
 #include "internal.h"
 #include "options.h"
+#include "small.h"
 
 #define GRAIN 16u
 
@@ -55,6 +60,11 @@ static void *alloc(size_t size, size_t align, int zero)
 	}
 	if (mems_lock_held())
 		return boot_alloc(size, align);
+	if (align <= GRAIN) {
+		void *p = sm_malloc(size, zero);
+		if (p)
+			return p;
+	}
 	if (size > SIZE_MAX - GRAIN)
 		return failed(ENOMEM);
 	mems_lock_take();
@@ -130,11 +140,21 @@ void mems_ptr_free(void *p)
 
 	if (!p || boot_owns(p))
 		return;
-	int took = lock();
-	const char *why = mems_classify_free(p_to_off(p), &s);
-	if (!why)
-		mems_free_locked(s);
-	unlock(took);
+	const char *why = NULL;
+	int rc = mems_lock_held() ? 0 : sm_free(p, &why);
+	if (rc > 0)
+		return;
+	if (rc == 0) {
+		int took = lock();
+		uint64_t off = p_to_off(p);
+		rc = off < mems_g.fl.committed ? sm_free_locked(off, &why, took) : 0;
+		if (rc == 0) {
+			why = mems_classify_free(off, &s);
+			if (!why)
+				mems_free_locked(s);
+		}
+		unlock(took);
+	}
 	if (why)
 		bad_free("free", p, why);
 	errno = saved;
@@ -149,8 +169,13 @@ size_t mems_ptr_usable_size(const void *p)
 		return 0;
 	if (boot_owns(p))
 		return boot_size(p);
+	const char *why;
 	int took = lock();
-	if (!mems_classify_free(p_to_off(p), &s))
+	uint64_t off = p_to_off(p);
+	size_t small = off < mems_g.fl.committed ? sm_block_size_locked(off, &why) : 0;
+	if (small)
+		n = small == SIZE_MAX ? 0 : small;
+	else if (!mems_classify_free(off, &s))
 		n = fl_seg(&mems_g.fl, s)->end - fl_seg(&mems_g.fl, s)->start;
 	unlock(took);
 	return n;
@@ -189,7 +214,24 @@ void *mems_ptr_realloc(void *p, size_t size)
 	int saved = errno;
 	mems_lock_take();
 	uint64_t off = p_to_off(p);
-	const char *why = mems_classify_free(off, &s);
+	const char *why = NULL;
+	size_t small = off < mems_g.fl.committed ? sm_block_size_locked(off, &why) : 0;
+	if (small && small != SIZE_MAX) {
+		/* a block of a run keeps its size class: move it */
+		mems_lock_drop();
+		if (want <= small) {
+			errno = saved;
+			return p;
+		}
+		void *q = mems_ptr_malloc(size);
+		if (q) {
+			memcpy(q, p, small);
+			mems_ptr_free(p);
+		}
+		return q;
+	}
+	if (!small)
+		why = mems_classify_free(off, &s);
 	if (why) {
 		mems_lock_drop();
 		bad_free("realloc", p, why);

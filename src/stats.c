@@ -18,6 +18,7 @@
 #include "diag.h"
 #include "internal.h"
 #include "options.h"
+#include "small.h"
 #include "span.h"
 
 struct sbuf {
@@ -84,6 +85,7 @@ static void fill(struct mems_stats *st)
 	st->over_cap = c.over_cap;
 	snprintf(st->store_path, sizeof st->store_path, "%s", c.store_where);
 	st->store_direct = c.direct;
+	st->small_runs = sm_counts_locked(&st->small_blocks, &st->small_bytes, &st->small_run_bytes);
 }
 
 int mems_stats_get(struct mems_stats *st)
@@ -127,6 +129,10 @@ static void render(struct sbuf *b, const struct mems_stats *st)
 	sb_printf(b, "Faults:\t%" PRIu64 "\n", st->faults);
 	sb_printf(b, "Errors:\t%" PRIu64 "\n", st->errors);
 	sb_printf(b, "Pager:\t%s (%s)\n", st->mode_name, st->mode_reason);
+	if (st->small_runs)
+		sb_printf(b, "Small blocks:\t%" PRIu64 " blocks of %" PRIu64 " bytes in %" PRIu64
+			  " runs of %" PRIu64 " bytes\n", st->small_blocks, st->small_bytes,
+			  st->small_runs, st->small_run_bytes);
 	if (st->resident_cap) {
 		sb_printf(b, "Resident cap:\t%" PRIu64 " pages; evictions %" PRIu64
 			  ", page-ins %" PRIu64 ", clean drops %" PRIu64 ", cancelled %" PRIu64
@@ -224,7 +230,7 @@ int mems_stats_json(char *buf, size_t len)
 	F(invalid_frees); F(invalid_gets); F(failed_allocs); F(errors);
 	F(resident_cap); F(evictions); F(page_ins); F(clean_drops); F(evictions_cancelled);
 	F(store_bytes); F(store_written); F(store_read); F(io_wait_ns); F(store_errors);
-	F(over_cap);
+	F(over_cap); F(small_runs); F(small_blocks); F(small_bytes); F(small_run_bytes);
 #undef F
 	sb_printf(&b, "\"store_path\":");
 	json_str(&b, st.store_path);

@@ -27,6 +27,7 @@ int main(void)
 		{ "trace", trace_suite }, { "evict", evict_suite },
 		{ "evict-real", evict_real_suite }, { "check", check_suite },
 		{ "fail", fail_suite }, { "badinput", badinput_suite },
+		{ "small", small_suite },
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {

@@ -32,6 +32,7 @@ Suite *evict_real_suite(void);
 Suite *check_suite(void);
 Suite *fail_suite(void);
 Suite *badinput_suite(void);
+Suite *small_suite(void);
 
 /* Where make put the programs the tests run (MEMS_TEST_BUILD). */
 static inline const char *t_build(void)

@@ -1,0 +1,15 @@
+/*
+ * purge.h - the purge delay's background thread (purge.c).
+ */
+#ifndef MEMS_PURGE_H
+#define MEMS_PURGE_H
+
+/* Under mems_lock, with a purge delay above 0: pages became free (not
+ * live); the purger gives them back after the delay. */
+void purge_freed_locked(void);
+/* Under mems_lock, at finish: stop the thread. */
+void purge_stop_locked(void);
+/* In a fork child. */
+void purge_fork_child(void);
+
+#endif

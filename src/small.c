@@ -1,0 +1,748 @@
+/*
+ * small.c - small blocks in runs, for the pointer API.
+ *
+ * A block of up to SM_MAX_SIZE bytes comes from a run: one PROCESS segment
+ * of the 2-D list, carved by the list's own first fit and marked "held",
+ * cut into blocks of one size class (class_setup()).  The list stays canonical (a run is allocated memory, and its
+ * pages are live to the pager); what the run's blocks are doing is in the
+ * run's record, outside the span: a bitmap of free blocks (1 = free), up
+ * to 256 blocks, in runs of 1 to 16 pages chosen to hold about 32 blocks.
+ * The stats report runs, the blocks allocated in them and their bytes
+ * (small_runs, small_blocks, small_bytes), so "in use by the program" is
+ * bytes_in_use minus the free room in runs.  The seed API never uses runs.
+ *
+ * Each thread owns at most one run per class and allocates from it alone:
+ * the lowest free bit, cleared with one atomic AND, no lock.  Any thread
+ * frees with one atomic OR into the run's bitmap; a bit that was set
+ * already is a double free, caught even when two threads race.  free()
+ * finds the run through run_of[], one entry per OS page of the span, set
+ * before a run's first block is handed out.
+ *
+ * A run's state says who may take blocks from it:
+ *   OWNED     a thread allocates from it;
+ *   DETACHED  its owner found it full and let go; the first free into it
+ *             puts it on its class's partial list;
+ *   PARTIAL   on the partial list, for the next thread that needs a run;
+ *   SPARE     wholly free, kept (one per class) for the next new run;
+ *   RETIRING  wholly free, going back to the list.
+ * Letting go and freeing race: the owner stores DETACHED then looks for a
+ * free bit; a freer sets its bit then reads the state (both sequentially
+ * consistent), so at least one of them sees the other, and a CAS from
+ * DETACHED (to OWNED by the owner, to PARTIAL by the freer) picks one.  A
+ * PARTIAL run whose last block is freed becomes the class's spare, or is
+ * freed on the list (its pages then go back to the kernel as any hole's).
+ *
+ * Locks: list_lock guards the partial lists and spares, and is a leaf:
+ * mems_lock may be held when it is taken, never taken under it.  Runs are
+ * made and retired under mems_lock.  mems_finish makes sm_gen even and
+ * waits until no fast path is active (each sets its thread record's flag
+ * before reading sm_gen: a Dekker handshake), and a fast path never waits
+ * for mems_lock while active.  Thread records are reused, never unmapped;
+ * a thread's exit lets its runs go, and a fork child lets go of the runs
+ * of the threads it does not have.
+ *
+ * Off by default in libmems (the assignment's stats count every block as
+ * a segment), on in libmems-preload.so; MEMS_SMALL_RUNS sets it.  Off in
+ * the uffd-user pager mode, whose pages must be populated by the call
+ * that allocates them.
+ */
+#include "small.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "diag.h"
+#include "internal.h"
+#include "options.h"
+#include "span.h"
+
+#define GRAIN 16u
+#define CLASSES 40u              /* see class_setup() */
+#define RUN_WORDS 4u
+#define RUN_BLOCKS (RUN_WORDS * 64u)
+#define RUN_TARGET 32u          /* blocks a run is sized for */
+#define RUN_PAGES_MAX 16u
+#define RUNS_MAX (1u << 22)
+#define SPARES 0
+
+enum { RUN_OWNED = 1, RUN_DETACHED, RUN_PARTIAL, RUN_SPARE, RUN_RETIRING };
+
+struct run {
+	uint32_t next, prev;       /* partial list (next: the slab's link) */
+	uint64_t start;            /* span offset, page aligned */
+	uint32_t bytes;
+	uint16_t cls, nblocks;
+	mems_id seg;               /* its PROCESS segment */
+	_Atomic uint8_t state;
+	uint8_t live;              /* the record is in use */
+	_Atomic uint64_t free[RUN_WORDS];
+};
+
+struct sm_thread {
+	_Atomic int active;        /* in a fast path */
+	unsigned gen;              /* the sm_gen cur[] belongs to */
+	int in_use;                /* a thread owns the record (reg_lock) */
+	struct sm_thread *next;    /* every record ever made */
+	uint32_t cur[CLASSES];     /* the run this thread allocates from */
+};
+
+static struct {
+	struct mems_slab runs;     /* records; made and freed under mems_lock */
+	_Atomic uint32_t *run_of;  /* per OS page of the span: its run or 0 */
+	size_t run_of_bytes;
+	uint64_t ps;
+	uint32_t partial[CLASSES], spare[CLASSES];   /* under list_lock */
+	uint32_t bytes[CLASSES];   /* run geometry per class */
+	uint16_t nblocks[CLASSES];
+} sm;
+
+static _Atomic unsigned sm_gen;        /* odd: runs are on */
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sm_thread *reg;
+static pthread_key_t key;
+static int key_ok;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static __thread struct sm_thread *self __attribute__((tls_model("initial-exec")));
+#define DEAD ((struct sm_thread *)1)   /* this thread has let its runs go */
+
+static struct run *run_at(uint32_t r)
+{
+	return slab_at(&sm.runs, r);
+}
+
+/* Size classes: 16-byte steps up to 256 bytes, then 32 up to 512, 64 up
+ * to 1024 and 128 up to 2048.  At most 1/16 of a block is rounding (1/32
+ * on average), and a class above 256 bytes gathers more blocks than one
+ * per 16 bytes would: each class's runs hold room for its own peak, so
+ * fewer classes keep less free room in runs. */
+static uint16_t class_bytes[CLASSES];
+static uint8_t class_of[SM_MAX_SIZE / GRAIN];   /* by (size - 1) / 16 */
+
+static void class_setup(void)
+{
+	unsigned c = 0;
+	for (unsigned sz = GRAIN; sz <= SM_MAX_SIZE;) {
+		class_bytes[c++] = (uint16_t)sz;
+		sz += sz < 256 ? 16 : sz < 512 ? 32 : sz < 1024 ? 64 : 128;
+	}
+	for (unsigned g = 0, k = 0; g < SM_MAX_SIZE / GRAIN; g++) {
+		while (class_bytes[k] < (g + 1) * GRAIN)
+			k++;
+		class_of[g] = (uint8_t)k;
+	}
+}
+
+static uint64_t block_size(unsigned cls)
+{
+	return class_bytes[cls];
+}
+
+static uint64_t full_word(const struct run *R, unsigned w)
+{
+	unsigned n = R->nblocks;
+	if (n >= (w + 1) * 64)
+		return ~0ull;
+	return n > w * 64 ? (1ull << (n - w * 64)) - 1 : 0;
+}
+
+static int any_free(struct run *R)
+{
+	for (unsigned w = 0; w < RUN_WORDS; w++)
+		if (atomic_load(&R->free[w]))
+			return 1;
+	return 0;
+}
+
+static int all_free(struct run *R)
+{
+	for (unsigned w = 0; w < RUN_WORDS; w++)
+		if (atomic_load(&R->free[w]) != full_word(R, w))
+			return 0;
+	return 1;
+}
+
+/* The owner takes the lowest free block: its index, or -1.  Only the owner
+ * clears bits, so a bit it saw set is still set when it clears it. */
+static int take_block(struct run *R)
+{
+	for (unsigned w = 0; w < RUN_WORDS; w++) {
+		uint64_t v = atomic_load_explicit(&R->free[w], memory_order_relaxed);
+		if (v) {
+			unsigned b = (unsigned)__builtin_ctzll(v);
+			atomic_fetch_and_explicit(&R->free[w], ~(1ull << b), memory_order_acq_rel);
+			return (int)(w * 64 + b);
+		}
+	}
+	return -1;
+}
+
+static void enter(struct sm_thread *th)
+{
+	atomic_store(&th->active, 1);
+}
+
+static void leave(struct sm_thread *th)
+{
+	atomic_store_explicit(&th->active, 0, memory_order_release);
+}
+
+/* ---------------------------------------------------------------------
+ * Partial lists (list_lock held)
+ * ------------------------------------------------------------------- */
+
+static void push_partial(uint32_t r)
+{
+	struct run *R = run_at(r);
+	R->prev = 0;
+	R->next = sm.partial[R->cls];
+	if (R->next)
+		run_at(R->next)->prev = r;
+	sm.partial[R->cls] = r;
+}
+
+static void unlink_partial(uint32_t r)
+{
+	struct run *R = run_at(r);
+	if (R->prev)
+		run_at(R->prev)->next = R->next;
+	else
+		sm.partial[R->cls] = R->next;
+	if (R->next)
+		run_at(R->next)->prev = R->prev;
+	R->next = R->prev = 0;
+}
+
+/* A run with free blocks for class i, now OWNED, or 0. */
+static uint32_t pop_partial(unsigned i)
+{
+	pthread_mutex_lock(&list_lock);
+	/* the lowest-addressed one, as the list's first fit would: the runs
+	 * higher up drain, and go back to the list when they empty */
+	uint32_t r = sm.partial[i];
+	for (uint32_t q = r, n = 0; q && n < 64; q = run_at(q)->next, n++)
+		if (run_at(q)->start < run_at(r)->start)
+			r = q;
+	if (r)
+		unlink_partial(r);
+	else if ((r = sm.spare[i]))
+		sm.spare[i] = 0;
+	if (r)
+		atomic_store(&run_at(r)->state, RUN_OWNED);
+	pthread_mutex_unlock(&list_lock);
+	return r;
+}
+
+/* ---------------------------------------------------------------------
+ * Making and retiring runs (mems_lock held)
+ * ------------------------------------------------------------------- */
+
+static uint32_t make_run(unsigned i)
+{
+	uint64_t off;
+	mems_id s;
+	int saved = errno;
+
+	if (mems_alloc_seg_locked(sm.bytes[i], sm.ps, &off, &s) != 0) {
+		errno = saved;
+		return 0;
+	}
+	uint32_t r = slab_alloc(&sm.runs);
+	if (!r) {
+		mems_free_locked(s);
+		errno = saved;
+		return 0;
+	}
+	struct run *R = run_at(r);
+	R->start = off;
+	R->bytes = sm.bytes[i];
+	R->cls = (uint16_t)i;
+	R->nblocks = sm.nblocks[i];
+	R->seg = s;
+	R->live = 1;
+	for (unsigned w = 0; w < RUN_WORDS; w++)
+		atomic_store_explicit(&R->free[w], full_word(R, w), memory_order_relaxed);
+	atomic_store(&R->state, RUN_OWNED);
+	fl_seg(&mems_g.fl, s)->held = 1;
+	for (uint64_t p = off / sm.ps; p < (off + R->bytes) / sm.ps; p++)
+		atomic_store_explicit(&sm.run_of[p], r, memory_order_release);
+	return r;
+}
+
+static void free_run(uint32_t r)
+{
+	struct run *R = run_at(r);
+	for (uint64_t p = R->start / sm.ps; p < (R->start + R->bytes) / sm.ps; p++)
+		atomic_store_explicit(&sm.run_of[p], 0, memory_order_relaxed);
+	mems_free_locked(R->seg);
+	slab_free(&sm.runs, r);
+}
+
+/* A new run for class i, OWNED by the caller (who is not active), or 0. */
+static uint32_t new_run(unsigned i, unsigned g)
+{
+	uint32_t r = 0;
+	mems_lock_take();
+	if (atomic_load(&sm_gen) == g && mems_g.ready)
+		r = make_run(i);
+	mems_lock_drop();
+	return r;
+}
+
+/* ---------------------------------------------------------------------
+ * Freeing
+ * ------------------------------------------------------------------- */
+
+/* Run r's last block was freed: keep it as the spare or give it back.
+ * Called active (or under mems_lock); returns the run to give back to the
+ * list once the caller has left its fast path, or 0. */
+static uint32_t wholly_free(uint32_t r)
+{
+	struct run *R = run_at(r);
+	uint32_t out = 0;
+	pthread_mutex_lock(&list_lock);
+	if (atomic_load(&R->state) == RUN_PARTIAL && all_free(R)) {
+		unlink_partial(r);
+		if (SPARES && !sm.spare[R->cls]) {
+			sm.spare[R->cls] = r;
+			atomic_store(&R->state, RUN_SPARE);
+		} else {
+			atomic_store(&R->state, RUN_RETIRING);
+			out = r;
+		}
+	}
+	pthread_mutex_unlock(&list_lock);
+	return out;
+}
+
+/* Free the block at span offset off.  1 freed (*retire: a run to give
+ * back, or 0), 0 not in a run, -1 not an allocated block (*why). */
+static int free_block(uint64_t off, const char **why, uint32_t *retire)
+{
+	*retire = 0;
+	if (off >= mems_g.span_size)
+		return 0;
+	uint32_t r = atomic_load_explicit(&sm.run_of[off / sm.ps], memory_order_acquire);
+	if (!r)
+		return 0;
+	struct run *R = run_at(r);
+	uint64_t d = off - R->start, size = block_size(R->cls);
+	if (off < R->start || d >= R->bytes)
+		return 0;                  /* a stale entry: let the list decide */
+	if (d % size) {
+		*why = "inside a block, not its start";
+		return -1;
+	}
+	uint64_t b = d / size;
+	if (b >= R->nblocks) {
+		*why = "past the last block of a run";
+		return -1;
+	}
+	uint64_t bit = 1ull << (b % 64);
+	if (atomic_fetch_or(&R->free[b / 64], bit) & bit) {
+		*why = "not allocated (double free?)";
+		return -1;
+	}
+	uint8_t st = atomic_load(&R->state);
+	if (st == RUN_DETACHED) {
+		pthread_mutex_lock(&list_lock);
+		uint8_t e = RUN_DETACHED;
+		if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
+			push_partial(r);
+		pthread_mutex_unlock(&list_lock);
+		st = atomic_load(&R->state);
+	}
+	if (st == RUN_PARTIAL && all_free(R))
+		*retire = wholly_free(r);
+	return 1;
+}
+
+/* Give a RETIRING run back to the list (mems_lock held). */
+static void retire_locked(uint32_t r, unsigned g)
+{
+	if (atomic_load(&sm_gen) == g && mems_g.ready && run_at(r)->live &&
+	    atomic_load(&run_at(r)->state) == RUN_RETIRING)
+		free_run(r);
+}
+
+/* ---------------------------------------------------------------------
+ * Thread records
+ * ------------------------------------------------------------------- */
+
+/* The owner lets go of run r for good (exit, fork). */
+static void let_go(uint32_t r)
+{
+	struct run *R = run_at(r);
+	atomic_store(&R->state, RUN_DETACHED);
+	if (!any_free(R))
+		return;                  /* the next free puts it on the list */
+	pthread_mutex_lock(&list_lock);
+	uint8_t e = RUN_DETACHED;
+	if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
+		push_partial(r);
+	pthread_mutex_unlock(&list_lock);
+}
+
+static void thread_gone(void *arg)
+{
+	struct sm_thread *th = arg;
+	uint32_t out[CLASSES];
+	unsigned n = 0;
+
+	mems_lock_take();
+	unsigned g = atomic_load(&sm_gen);
+	if ((g & 1) && th->gen == g && mems_g.ready)
+		for (unsigned i = 0; i < CLASSES; i++)
+			if (th->cur[i]) {
+				let_go(th->cur[i]);
+				if (all_free(run_at(th->cur[i])) &&
+				    atomic_load(&run_at(th->cur[i])->state) == RUN_PARTIAL &&
+				    (out[n] = wholly_free(th->cur[i])))
+					n++;
+			}
+	for (unsigned k = 0; k < n; k++)
+		retire_locked(out[k], g);
+	memset(th->cur, 0, sizeof th->cur);
+	mems_lock_drop();
+	self = DEAD;
+	pthread_mutex_lock(&reg_lock);
+	th->in_use = 0;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void make_key(void)
+{
+	key_ok = pthread_key_create(&key, thread_gone) == 0;
+}
+
+static struct sm_thread *attach(void)
+{
+	if (!(atomic_load_explicit(&sm_gen, memory_order_relaxed) & 1))
+		return NULL;
+	pthread_once(&key_once, make_key);
+	if (!key_ok)
+		return NULL;
+	pthread_mutex_lock(&reg_lock);
+	struct sm_thread *th = reg;
+	while (th && th->in_use)
+		th = th->next;
+	if (!th) {
+		th = os_map_meta(sizeof *th);
+		if (!th) {
+			pthread_mutex_unlock(&reg_lock);
+			return NULL;      /* this thread takes the slow path */
+		}
+		th->next = reg;
+		reg = th;
+	}
+	th->in_use = 1;
+	th->gen = 0;
+	pthread_mutex_unlock(&reg_lock);
+	self = th;
+	pthread_setspecific(key, th);
+	return th;
+}
+
+/* ---------------------------------------------------------------------
+ * The fast paths
+ * ------------------------------------------------------------------- */
+
+void *sm_malloc(size_t size, int zero)
+{
+	struct sm_thread *th = self;
+
+	if (size > SM_MAX_SIZE || th == DEAD)
+		return NULL;
+	if (!th && !(th = attach()))
+		return NULL;
+	unsigned i = class_of[size ? (size - 1) / GRAIN : 0];
+	enter(th);
+	unsigned g = atomic_load(&sm_gen);
+	if (!(g & 1)) {
+		leave(th);
+		return NULL;
+	}
+	if (th->gen != g) {
+		memset(th->cur, 0, sizeof th->cur);
+		th->gen = g;
+	}
+	for (;;) {
+		uint32_t r = th->cur[i];
+		if (r) {
+			struct run *R = run_at(r);
+			int b = take_block(R);
+			if (b >= 0) {
+				char *p = mems_g.span + R->start + (uint64_t)b * block_size(i);
+				leave(th);
+				if (zero)
+					memset(p, 0, size);
+				return p;
+			}
+			/* full: let go, unless a block was freed meanwhile */
+			atomic_store(&R->state, RUN_DETACHED);
+			uint8_t e = RUN_DETACHED;
+			if (any_free(R) && atomic_compare_exchange_strong(&R->state, &e, RUN_OWNED))
+				continue;
+			th->cur[i] = 0;
+		}
+		r = pop_partial(i);
+		if (!r) {
+			leave(th);
+			r = new_run(i, g);
+			if (!r)
+				return NULL;
+			enter(th);
+			if (atomic_load(&sm_gen) != g) {
+				leave(th);     /* MeMS finished meanwhile */
+				return NULL;
+			}
+		}
+		th->cur[i] = r;
+	}
+}
+
+int sm_free(void *p, const char **why)
+{
+	struct sm_thread *th = self;
+	uint32_t out;
+
+	if (th == DEAD || (!th && !(th = attach())))
+		return 0;
+	enter(th);
+	unsigned g = atomic_load(&sm_gen);
+	if (!(g & 1)) {
+		leave(th);
+		return 0;
+	}
+	int rc = free_block((uintptr_t)p - (uintptr_t)mems_g.span, why, &out);
+	leave(th);
+	if (out) {
+		/* libc freeing from inside one of our calls holds mems_lock: the
+		 * run then stays RETIRING, out of every list, until finish */
+		if (mems_lock_held())
+			return rc;
+		mems_lock_take();
+		retire_locked(out, g);
+		mems_lock_drop();
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * The slow paths' questions (mems_lock held)
+ * ------------------------------------------------------------------- */
+
+int sm_free_locked(uint64_t off, const char **why, int may_retire)
+{
+	uint32_t out;
+	unsigned g = atomic_load(&sm_gen);
+	if (!(g & 1))
+		return 0;
+	int rc = free_block(off, why, &out);
+	if (out && may_retire)
+		retire_locked(out, g);
+	return rc;
+}
+
+size_t sm_block_size_locked(uint64_t off, const char **why)
+{
+	if (!(atomic_load(&sm_gen) & 1) || off >= mems_g.span_size)
+		return 0;
+	uint32_t r = atomic_load(&sm.run_of[off / sm.ps]);
+	if (!r)
+		return 0;
+	struct run *R = run_at(r);
+	uint64_t d = off - R->start, size = block_size(R->cls);
+	if (off < R->start || d >= R->bytes)
+		return 0;
+	if (d % size || d / size >= R->nblocks) {
+		*why = "inside a block, not its start";
+		return SIZE_MAX;
+	}
+	uint64_t b = d / size;
+	if (atomic_load(&R->free[b / 64]) & (1ull << (b % 64))) {
+		*why = "not allocated (double free?)";
+		return SIZE_MAX;
+	}
+	return size;
+}
+
+/* ---------------------------------------------------------------------
+ * Init, finish, fork
+ * ------------------------------------------------------------------- */
+
+int sm_start_locked(void)
+{
+	if (!opt_int(OPT_SMALL_RUNS) || mems_g.pg.mode == MEMS_PAGER_UFFD_USER)
+		return 0;
+	sm.ps = os_page_size();
+	class_setup();
+	for (unsigned i = 0; i < CLASSES; i++) {
+		uint64_t size = block_size(i);
+		uint64_t pages = (RUN_TARGET * size + sm.ps - 1) / sm.ps;
+		if (pages > RUN_PAGES_MAX)
+			pages = RUN_PAGES_MAX;
+		uint64_t n = pages * sm.ps / size;
+		sm.nblocks[i] = (uint16_t)(n > RUN_BLOCKS ? RUN_BLOCKS : n);
+		sm.bytes[i] = (uint32_t)(pages * sm.ps);
+		sm.partial[i] = sm.spare[i] = 0;
+	}
+	sm.run_of_bytes = (mems_g.span_size / sm.ps) * sizeof(uint32_t);
+	sm.run_of = os_map_meta(sm.run_of_bytes);
+	if (!sm.run_of)
+		return -1;
+	if (slab_init(&sm.runs, sizeof(struct run), RUNS_MAX) != 0) {
+		os_unmap((void *)sm.run_of, sm.run_of_bytes);
+		sm.run_of = NULL;
+		return -1;
+	}
+	atomic_fetch_add(&sm_gen, 1);          /* odd: on */
+	return 0;
+}
+
+void sm_stop_locked(void)
+{
+	if (!(atomic_load(&sm_gen) & 1))
+		return;
+	atomic_fetch_add(&sm_gen, 1);          /* even: off */
+	pthread_mutex_lock(&reg_lock);
+	for (struct sm_thread *th = reg; th; th = th->next)
+		while (atomic_load(&th->active))
+			sched_yield();
+	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_lock(&list_lock);
+	slab_destroy(&sm.runs);
+	os_unmap((void *)sm.run_of, sm.run_of_bytes);
+	sm.run_of = NULL;
+	pthread_mutex_unlock(&list_lock);
+}
+
+void sm_fork_prepare(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&list_lock);
+}
+
+void sm_fork_parent(void)
+{
+	pthread_mutex_unlock(&list_lock);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+void sm_fork_child_locked(void)
+{
+	pthread_mutex_unlock(&list_lock);
+	unsigned g = atomic_load(&sm_gen);
+	for (struct sm_thread *th = reg; th; th = th->next)
+		if (th->in_use && th != self) {
+			if ((g & 1) && th->gen == g)
+				for (unsigned i = 0; i < CLASSES; i++)
+					if (th->cur[i])
+						let_go(th->cur[i]);
+			memset(th->cur, 0, sizeof th->cur);
+			th->in_use = 0;
+			atomic_store(&th->active, 0);
+		}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* ---------------------------------------------------------------------
+ * Stats and checks (mems_lock held)
+ * ------------------------------------------------------------------- */
+
+uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes)
+{
+	uint64_t runs = 0, nb = 0, by = 0, rb = 0;
+	if (atomic_load(&sm_gen) & 1)
+		for (uint32_t r = 1; r < sm.runs.bump; r++) {
+			struct run *R = run_at(r);
+			if (!R->live)
+				continue;
+			unsigned freen = 0;
+			for (unsigned w = 0; w < RUN_WORDS; w++)
+				freen += (unsigned)__builtin_popcountll(atomic_load(&R->free[w]));
+			runs++;
+			rb += R->bytes;
+			nb += R->nblocks - freen;
+			by += (uint64_t)(R->nblocks - freen) * block_size(R->cls);
+		}
+	if (blocks)
+		*blocks = nb;
+	if (bytes)
+		*bytes = by;
+	if (run_bytes)
+		*run_bytes = rb;
+	return runs;
+}
+
+#define FAIL(...)                                                      \
+	do {                                                           \
+		snprintf(why, len, __VA_ARGS__);                       \
+		return -1;                                             \
+	} while (0)
+
+int sm_check_locked(char *why, size_t len)
+{
+	struct mems_fl *fl = &mems_g.fl;
+	uint64_t held = 0, runs = 0;
+
+	for (mems_id s = 1; s < fl->segs.bump; s++)
+		if (fl_seg(fl, s)->type == SEG_PROCESS && fl_seg(fl, s)->held)
+			held++;
+	if (!(atomic_load(&sm_gen) & 1)) {
+		if (held)
+			FAIL("%" PRIu64 " segments are marked as runs of small blocks, "
+			     "but runs are off", held);
+		return 0;
+	}
+	pthread_mutex_lock(&list_lock);
+	for (uint32_t r = 1; r < sm.runs.bump; r++) {
+		struct run *R = run_at(r);
+		if (!R->live)
+			continue;
+		runs++;
+		const struct mems_seg *s = R->seg < fl->segs.bump ? fl_seg(fl, R->seg) : NULL;
+		if (!s || s->type != SEG_PROCESS || !s->held || s->start != R->start ||
+		    s->end != R->start + R->bytes) {
+			pthread_mutex_unlock(&list_lock);
+			FAIL("run %u at %" PRIu64 " is not its held PROCESS segment", r, R->start);
+		}
+		for (uint64_t p = R->start / sm.ps; p < (R->start + R->bytes) / sm.ps; p++)
+			if (atomic_load(&sm.run_of[p]) != r) {
+				pthread_mutex_unlock(&list_lock);
+				FAIL("run_of[%" PRIu64 "] is %u, should be run %u", p,
+				     atomic_load(&sm.run_of[p]), r);
+			}
+		for (unsigned w = 0; w < RUN_WORDS; w++)
+			if (atomic_load(&R->free[w]) & ~full_word(R, w)) {
+				pthread_mutex_unlock(&list_lock);
+				FAIL("run %u has free bits past its %u blocks", r, R->nblocks);
+			}
+		uint8_t st = atomic_load(&R->state);
+		if (st < RUN_OWNED || st > RUN_RETIRING) {
+			pthread_mutex_unlock(&list_lock);
+			FAIL("run %u has state %u", r, st);
+		}
+		if ((st == RUN_SPARE) != (sm.spare[R->cls] == r)) {
+			pthread_mutex_unlock(&list_lock);
+			FAIL("run %u: spare state and the spare slot disagree", r);
+		}
+	}
+	for (unsigned i = 0; i < CLASSES; i++)
+		for (uint32_t r = sm.partial[i], n = 0; r; r = run_at(r)->next)
+			if (++n > RUNS_MAX || !run_at(r)->live ||
+			    atomic_load(&run_at(r)->state) != RUN_PARTIAL || run_at(r)->cls != i) {
+				pthread_mutex_unlock(&list_lock);
+				FAIL("partial list of class %u holds run %u, which is not a "
+				     "partial run of that class", i, r);
+			}
+	pthread_mutex_unlock(&list_lock);
+	if (runs != held)
+		FAIL("%" PRIu64 " runs of small blocks, but %" PRIu64 " held segments", runs, held);
+	return 0;
+}

@@ -1,0 +1,396 @@
+/*
+ * check_small.c - small blocks in runs (small.c): the pointer API's blocks
+ * of up to SM_MAX_SIZE bytes, with MEMS_SMALL_RUNS on.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+#include "small.h"
+
+static void start(const char *mode)
+{
+	ck_assert_int_eq(mems_option_set("small_runs", "1"), 0);
+	ck_assert_int_eq(mems_option_set("pager", mode), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+}
+
+static void teardown(void)
+{
+	mems_finish();
+	mems_option_reset();
+}
+
+/* The size classes of small.c: 16-byte steps to 256, 32 to 512, 64 to
+ * 1024, 128 to 2048. */
+static size_t class_size(size_t n)
+{
+	size_t step = n <= 256 ? 16 : n <= 512 ? 32 : n <= 1024 ? 64 : 128;
+	return n ? (n + step - 1) / step * step : 16;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+START_TEST(runs_serve_small_blocks_and_the_stats_say_so)
+{
+	start(_i ? "kernel" : "uffd");
+	enum { N = 3000 };
+	static unsigned char *b[N];
+	static size_t len[N];
+	uint64_t seed = 7, bytes = 0;
+	for (int i = 0; i < N; i++) {
+		len[i] = rnd(&seed) % (SM_MAX_SIZE + 1);
+		b[i] = mems_ptr_malloc(len[i]);
+		ck_assert_ptr_nonnull(b[i]);
+		ck_assert_uint_eq(U(b[i]) % 16, 0);
+		ck_assert_uint_eq(mems_ptr_usable_size(b[i]), class_size(len[i]));
+		memset(b[i], i & 0xff, class_size(len[i]));
+		bytes += class_size(len[i]);
+	}
+	/* no two blocks overlap: every block still holds its own pattern */
+	for (int i = 0; i < N; i++)
+		for (size_t k = 0; k < class_size(len[i]); k += 7)
+			ck_assert_uint_eq(b[i][k], (unsigned)(i & 0xff));
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.small_blocks, N);
+	ck_assert_uint_eq(st.small_bytes, bytes);
+	ck_assert_uint_gt(st.small_runs, 0);
+	/* each run is one PROCESS segment of the list, counted whole */
+	ck_assert_uint_eq(st.process_segments, st.small_runs);
+	ck_assert_uint_eq(st.bytes_in_use, st.small_run_bytes);
+	ck_assert_uint_ge(st.small_run_bytes, bytes);
+	ck_assert_int_eq(mems_check(), 0);
+	/* the printed stats have a line for them */
+	char *out = t_capture_stats();
+	char want[160];
+	snprintf(want, sizeof want, "Small blocks:\t%d blocks of %" PRIu64 " bytes in %" PRIu64 " runs",
+		 N, bytes, st.small_runs);
+	ck_assert_ptr_nonnull(strstr(out, want));
+	free(out);
+	/* blocks from runs and from the list translate both ways */
+	void *v = mems_ptr_to_virtual(b[5] + 3);
+	ck_assert_ptr_eq(mems_get(v), b[5] + 3);
+	for (int i = 0; i < N; i++)
+		mems_ptr_free(b[i]);
+	st = t_stats();
+	ck_assert_uint_eq(st.small_blocks, 0);
+	ck_assert_uint_eq(st.small_bytes, 0);
+	/* what is left is this thread's own run of each class it used */
+	ck_assert_uint_le(st.small_runs, SM_MAX_SIZE / 16);
+	ck_assert_uint_eq(st.invalid_frees, 0);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(larger_blocks_and_the_seed_api_stay_segments)
+{
+	start("uffd");
+	void *big = mems_ptr_malloc(SM_MAX_SIZE + 1);
+	void *al = mems_ptr_aligned(64, 100);          /* alignments over 16 too */
+	void *v = mems_malloc(100);
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.small_runs, 0);
+	ck_assert_uint_eq(st.process_segments, 3);
+	ck_assert_uint_eq(U(al) % 64, 0);
+	mems_ptr_free(big);
+	mems_ptr_free(al);
+	mems_free(v);
+	ck_assert_uint_eq(t_stats().process_segments, 0);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(off_by_option_and_in_user_mode)
+{
+	if (_i == 0) {
+		ck_assert_int_eq(mems_option_set("small_runs", "0"), 0);
+		ck_assert_int_eq(mems_try_init(), 0);
+	} else {
+		start("uffd-user");
+	}
+	void *p = mems_ptr_malloc(40);
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.small_runs, 0);
+	ck_assert_uint_eq(st.process_segments, 1);
+	ck_assert_uint_eq(st.bytes_in_use, 48);
+	mems_ptr_free(p);
+}
+END_TEST
+
+static void bad_frees(void *arg)
+{
+	unsigned char **b = arg;
+	mems_ptr_free(b[1]);                 /* twice */
+	mems_ptr_free(b[2] + 16);            /* inside a block */
+	mems_free(mems_ptr_to_virtual(b[3]));  /* the seed API frees it ... */
+	mems_ptr_free(b[3]);                 /* ... so this is a double free */
+	errno = 0;
+	ck_assert_ptr_null(mems_ptr_realloc(b[1], 10));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_uint_eq(mems_ptr_usable_size(b[1]), 0);
+}
+
+START_TEST(bad_frees_are_diagnosed_and_change_nothing)
+{
+	start("uffd");
+	unsigned char *b[8];
+	for (int i = 0; i < 8; i++) {
+		b[i] = mems_ptr_malloc(48);
+		memset(b[i], 0x40 + i, 48);
+	}
+	mems_ptr_free(b[1]);
+	uint64_t blocks = t_stats().small_blocks;
+	char *err = t_capture(2, bad_frees, b);
+	ck_assert_ptr_nonnull(strstr(err, "not allocated (double free?)"));
+	ck_assert_ptr_nonnull(strstr(err, "inside a block, not its start"));
+	free(err);
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.invalid_frees, 4);     /* two double frees, one inside, realloc */
+	ck_assert_uint_eq(st.small_blocks, blocks - 1);   /* b[3] only */
+	for (int i = 0; i < 8; i++)
+		if (i != 1 && i != 3)
+			for (int k = 0; k < 48; k++)
+				ck_assert_uint_eq(b[i][k], 0x40u + (unsigned)i);
+	/* a double-freed block is handed out once, not twice */
+	unsigned char *x = mems_ptr_malloc(48), *y = mems_ptr_malloc(48);
+	ck_assert_ptr_ne(x, y);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(realloc_and_calloc_of_small_blocks)
+{
+	start("uffd");
+	char *p = mems_ptr_malloc(20);
+	memcpy(p, "0123456789abcdefghi", 20);
+	ck_assert_ptr_eq(mems_ptr_realloc(p, 32), p);    /* same class */
+	ck_assert_ptr_eq(mems_ptr_realloc(p, 8), p);     /* shrinking keeps it */
+	char *q = mems_ptr_realloc(p, 100);
+	ck_assert_ptr_ne(q, p);
+	ck_assert_str_eq(q, "0123456789abcdefghi");
+	char *r = mems_ptr_realloc(q, 10000);            /* to the list */
+	ck_assert_str_eq(r, "0123456789abcdefghi");
+	char *s = mems_ptr_realloc(r, 30);               /* a list block shrinks in place */
+	ck_assert_ptr_eq(s, r);
+	mems_ptr_free(s);
+	/* calloc zeroes a block that held data */
+	char *d = mems_ptr_malloc(200);
+	memset(d, 0xff, 200);
+	mems_ptr_free(d);
+	char *z = mems_ptr_calloc(25, 8);
+	ck_assert_ptr_eq(z, d);
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(z[i], 0);
+	ck_assert_uint_eq(t_stats().small_blocks, 1);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Threads
+ * ------------------------------------------------------------------- */
+
+enum { HANDOFF = 4096 };
+static _Atomic(unsigned char *) handoff[HANDOFF];
+static atomic_long handed;
+
+/* A churn with checked contents; a quarter of the blocks are handed to
+ * another thread to free. */
+static void *churner(void *arg)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)arg * 7919 + 1;
+	enum { SLOTS = 512 };
+	unsigned char *b[SLOTS] = { 0 };
+	size_t len[SLOTS];
+	for (int op = 0; op < 60000; op++) {
+		unsigned k = (unsigned)(rnd(&seed) % SLOTS);
+		if (b[k]) {
+			for (size_t i = 0; i < len[k]; i += 13)
+				ck_assert_uint_eq(b[k][i], (unsigned char)(k ^ len[k]));
+			if (rnd(&seed) % 4 == 0) {
+				unsigned char *old = atomic_exchange(&handoff[rnd(&seed) % HANDOFF], b[k]);
+				if (old)
+					mems_ptr_free(old);     /* another thread's block */
+				atomic_fetch_add(&handed, 1);
+			} else {
+				mems_ptr_free(b[k]);
+			}
+		}
+		len[k] = 1 + rnd(&seed) % SM_MAX_SIZE;
+		b[k] = mems_ptr_malloc(len[k]);
+		ck_assert_ptr_nonnull(b[k]);
+		memset(b[k], (unsigned char)(k ^ len[k]), len[k]);
+	}
+	for (int k = 0; k < SLOTS; k++)
+		mems_ptr_free(b[k]);
+	return NULL;
+}
+
+START_TEST(threads_allocate_and_free_each_others_blocks)
+{
+	start("uffd");
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, churner, (void *)(uintptr_t)i), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_gt(atomic_load(&handed), 1000);
+	uint64_t left = 0;
+	for (int i = 0; i < HANDOFF; i++)
+		if (atomic_load(&handoff[i]))
+			left++;
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.small_blocks, left);
+	ck_assert_uint_eq(st.invalid_frees, 0);
+	ck_assert_int_eq(mems_check(), 0);
+	for (int i = 0; i < HANDOFF; i++)
+		mems_ptr_free(atomic_exchange(&handoff[i], NULL));
+	st = t_stats();
+	ck_assert_uint_eq(st.small_blocks, 0);
+	/* the threads have exited: their runs were let go, and every run
+	 * that emptied went back to the list */
+	ck_assert_uint_eq(st.small_runs, 0);
+	ck_assert_uint_eq(st.process_segments, 0);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+static void *alloc_some(void *arg)
+{
+	void **out = arg;
+	for (int i = 0; i < 100; i++)
+		out[i] = mems_ptr_malloc(64);
+	return NULL;
+}
+
+START_TEST(a_thread_that_exits_lets_its_runs_go)
+{
+	start("uffd");
+	static void *blk[100];
+	pthread_t t;
+	pthread_create(&t, NULL, alloc_some, blk);
+	pthread_join(t, NULL);
+	for (int i = 0; i < 100; i += 2)
+		mems_ptr_free(blk[i]);
+	uint64_t runs = t_stats().small_runs;
+	/* this thread reuses the freed room of the dead thread's runs */
+	void *mine[50];
+	for (int i = 0; i < 50; i++)
+		mine[i] = mems_ptr_malloc(64);
+	ck_assert_uint_eq(t_stats().small_runs, runs);
+	ck_assert_uint_eq(t_stats().small_blocks, 100);
+	for (int i = 0; i < 50; i++)
+		mems_ptr_free(mine[i]);
+	for (int i = 1; i < 100; i += 2)
+		mems_ptr_free(blk[i]);
+	ck_assert_uint_eq(t_stats().small_blocks, 0);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+static atomic_int stop_flag;
+
+static void *alloc_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop_flag)) {
+		void *p = mems_ptr_malloc(32), *q = mems_ptr_malloc(700);
+		mems_ptr_free(p);
+		mems_ptr_free(q);
+	}
+	return NULL;
+}
+
+static void finish_repeatedly(void *unused)
+{
+	(void)unused;
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, alloc_loop, NULL);
+	for (int i = 0; i < 20; i++) {
+		usleep(3000);
+		mems_finish();
+	}
+	atomic_store(&stop_flag, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+}
+
+START_TEST(finish_while_threads_use_runs)
+{
+	start("uffd");
+	/* blocks from before a finish are diagnosed when freed after it */
+	free(t_capture(2, finish_repeatedly, NULL));
+	ck_assert_int_eq(mems_check(), 0);
+	void *p = mems_ptr_malloc(100);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(t_stats().small_blocks, 1);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+START_TEST(a_fork_child_uses_the_runs)
+{
+	start("uffd");
+	static void *blk[100];
+	pthread_t t;
+	pthread_create(&t, NULL, alloc_some, blk);  /* runs of a thread that ... */
+	pthread_join(t, NULL);
+	char *mine = mems_ptr_malloc(64);
+	strcpy(mine, "parent");
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = !strcmp(mine, "parent");
+		for (int i = 0; i < 100; i++)
+			mems_ptr_free(blk[i]);
+		char *c[300];
+		for (int i = 0; i < 300; i++) {
+			c[i] = mems_ptr_malloc(64);
+			ok &= c[i] != NULL;
+			memset(c[i], 1, 64);
+		}
+		struct mems_stats st;
+		mems_stats_get(&st);
+		ok &= st.small_blocks == 301 && st.invalid_frees == 0;
+		ok &= mems_check() == 0;
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_str_eq(mine, "parent");
+	ck_assert_uint_eq(t_stats().small_blocks, 101);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+Suite *small_suite(void)
+{
+	Suite *s = suite_create("small");
+	TCase *tc = tcase_create("small");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_loop_test(tc, runs_serve_small_blocks_and_the_stats_say_so, 0, 2);
+	tcase_add_test(tc, larger_blocks_and_the_seed_api_stay_segments);
+	tcase_add_loop_test(tc, off_by_option_and_in_user_mode, 0, 2);
+	tcase_add_test(tc, bad_frees_are_diagnosed_and_change_nothing);
+	tcase_add_test(tc, realloc_and_calloc_of_small_blocks);
+	tcase_add_test(tc, a_thread_that_exits_lets_its_runs_go);
+	tcase_add_test(tc, a_fork_child_uses_the_runs);
+	suite_add_tcase(s, tc);
+	TCase *th = tcase_create("threads");
+	tcase_set_timeout(th, 120);
+	tcase_add_checked_fixture(th, NULL, teardown);
+	tcase_add_test(th, threads_allocate_and_free_each_others_blocks);
+	tcase_add_test(th, finish_while_threads_use_runs);
+	suite_add_tcase(s, th);
+	return s;
+}
