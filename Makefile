@@ -57,7 +57,7 @@ $(LIBA): $(OBJS)
 	$(AR) rcs $@ $^
 
 $(LIBSO): $(OBJS)
-	$(CC) -shared -Wl,-soname,libmems.so.$(SOMAJOR) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libmems.so.$(SOMAJOR) -Wl,-Bsymbolic-functions -o $@ $^ $(LDLIBS)
 
 # the malloc family on MeMS, for LD_PRELOAD
 $(BUILD)/obj/preload.o: src/preload.c $(HDRS)
@@ -65,7 +65,7 @@ $(BUILD)/obj/preload.o: src/preload.c $(HDRS)
 	$(CC) $(LIB_CFLAGS) -fno-builtin -c -o $@ $<
 
 $(PRELOAD): $(OBJS) $(BUILD)/obj/preload.o
-	$(CC) -shared -Wl,-soname,libmems-preload.so -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libmems-preload.so -Wl,-Bsymbolic-functions -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libmems.so: $(LIBSO)
 	ln -sf libmems.so.$(VERSION) $(BUILD)/libmems.so.$(SOMAJOR)

@@ -33,7 +33,11 @@ extern struct mems_state mems_g;
 void mems_lock_take(void);
 void mems_lock_drop(void);
 /* This thread holds mems_lock (a call from libc inside our own). */
-int mems_lock_held(void);
+extern __thread int mems_lock_held_ __attribute__((tls_model("initial-exec")));
+static inline int mems_lock_held(void)
+{
+	return mems_lock_held_;
+}
 /* Take mems_lock if it is free: 1, else 0. */
 int mems_lock_try(void);
 

@@ -44,7 +44,7 @@ pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;
 struct mems_state mems_g;
 /* This thread holds mems_lock: a malloc that reaches MeMS now came from
  * libc inside one of our own calls (see boot.c). */
-static __thread int lock_held __attribute__((tls_model("initial-exec")));
+__thread int mems_lock_held_ __attribute__((tls_model("initial-exec")));
 /* The last initialisation failed: lazy initialisation (mems_malloc) does
  * not retry, and say so, on every call; mems_init() and mems_finish() do. */
 static int init_failed;
@@ -56,7 +56,7 @@ static int init_failed;
 void mems_lock_take(void)
 {
 	pthread_mutex_lock(&mems_lock);
-	lock_held = 1;
+	mems_lock_held_ = 1;
 }
 
 void mems_lock_drop(void)
@@ -69,7 +69,7 @@ void mems_lock_drop(void)
 		abort();
 	}
 #endif
-	lock_held = 0;
+	mems_lock_held_ = 0;
 	pthread_mutex_unlock(&mems_lock);
 }
 
@@ -77,13 +77,8 @@ int mems_lock_try(void)
 {
 	if (pthread_mutex_trylock(&mems_lock) != 0)
 		return 0;
-	lock_held = 1;
+	mems_lock_held_ = 1;
 	return 1;
-}
-
-int mems_lock_held(void)
-{
-	return lock_held;
 }
 
 void mems_maybe_abort(void)

@@ -365,12 +365,7 @@ static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t 
 	}
 }
 
-static __thread int in_handler __attribute__((tls_model("initial-exec")));
-
-int pager_in_handler(void)
-{
-	return in_handler;
-}
+__thread int pager_in_handler_ __attribute__((tls_model("initial-exec")));
 
 /* A fault put aside until the evictor makes room. */
 struct deferred {
@@ -389,7 +384,7 @@ static void *handler_main(void *arg)
 	ssize_t got;
 	int after_batch = 0;
 
-	in_handler = 1;
+	pager_in_handler_ = 1;
 
 	while ((got = read_faults(pg, msgs, ndefer + 64 <= DEFER_MAX ? sizeof msgs : 0,
 				  after_batch, ndefer > 0)) != 0) {

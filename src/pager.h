@@ -109,6 +109,10 @@ void pager_fork_child(struct mems_pager *pg);
 const char *pager_mode_name(enum mems_pager_mode m);
 
 /* The calling thread is the fault handler (which must never allocate). */
-int pager_in_handler(void);
+extern __thread int pager_in_handler_ __attribute__((tls_model("initial-exec")));
+static inline int pager_in_handler(void)
+{
+	return pager_in_handler_;
+}
 
 #endif

@@ -68,8 +68,20 @@ static void *alloc(size_t size, size_t align, int zero)
 	if (size > SIZE_MAX - GRAIN)
 		return failed(ENOMEM);
 	mems_lock_take();
-	int err = mems_init_locked() != 0 ? ENOMEM
-					  : mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off);
+	int was_ready = mems_g.ready;
+	if (mems_init_locked() != 0) {
+		mems_lock_drop();
+		return failed(ENOMEM);
+	}
+	if (!was_ready && align <= GRAIN) {
+		/* this call initialised MeMS: the runs are there now */
+		mems_lock_drop();
+		void *p = sm_malloc(size, zero);
+		if (p)
+			return p;
+		mems_lock_take();
+	}
+	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off);
 	mems_lock_drop();
 	if (err)
 		return failed(err);

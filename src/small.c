@@ -55,6 +55,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "diag.h"
 #include "internal.h"
@@ -69,6 +72,15 @@
 #define RUN_PAGES_MAX 16u
 #define RUNS_MAX (1u << 22)
 #define SPARES 0
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MEMS_HAS_TSAN 1
+#endif
+#endif
+#ifndef MEMS_HAS_TSAN
+#define MEMS_HAS_TSAN 0
+#endif
 
 enum { RUN_OWNED = 1, RUN_DETACHED, RUN_PARTIAL, RUN_SPARE, RUN_RETIRING };
 
@@ -122,12 +134,14 @@ static struct run *run_at(uint32_t r)
  * per 16 bytes would: each class's runs hold room for its own peak, so
  * fewer classes keep less free room in runs. */
 static uint16_t class_bytes[CLASSES];
+static uint32_t class_div[CLASSES];             /* 2^32 / size + 1 */
 static uint8_t class_of[SM_MAX_SIZE / GRAIN];   /* by (size - 1) / 16 */
 
 static void class_setup(void)
 {
 	unsigned c = 0;
 	for (unsigned sz = GRAIN; sz <= SM_MAX_SIZE;) {
+		class_div[c] = (uint32_t)((1ull << 32) / sz + 1);
 		class_bytes[c++] = (uint16_t)sz;
 		sz += sz < 256 ? 16 : sz < 512 ? 32 : sz < 1024 ? 64 : 128;
 	}
@@ -141,6 +155,13 @@ static void class_setup(void)
 static uint64_t block_size(unsigned cls)
 {
 	return class_bytes[cls];
+}
+
+/* d / size for an offset d inside a run (below 2^16 + 1): a multiply,
+ * exact for every class and every such d (checked at start). */
+static uint64_t block_index(uint64_t d, unsigned cls)
+{
+	return (d * class_div[cls]) >> 32;
 }
 
 static uint64_t full_word(const struct run *R, unsigned w)
@@ -182,9 +203,28 @@ static int take_block(struct run *R)
 	return -1;
 }
 
+/* The handshake with mems_finish.  With membarrier(2) (asym) the fast
+ * path's side is a plain store and a compiler barrier, and finish makes
+ * every running thread execute a full barrier instead (the asymmetric
+ * Dekker of userspace RCU); without it, or under ThreadSanitizer, which
+ * cannot see that barrier, both sides are sequentially consistent. */
+static _Atomic int asym;
+
 static void enter(struct sm_thread *th)
 {
-	atomic_store(&th->active, 1);
+	if (atomic_load_explicit(&asym, memory_order_relaxed)) {
+		atomic_store_explicit(&th->active, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		atomic_store(&th->active, 1);
+	}
+}
+
+/* sm_gen, read after enter() */
+static unsigned gen_now(void)
+{
+	return atomic_load_explicit(&sm_gen, atomic_load_explicit(&asym, memory_order_relaxed)
+						     ? memory_order_relaxed : memory_order_seq_cst);
 }
 
 static void leave(struct sm_thread *th)
@@ -334,11 +374,11 @@ static int free_block(uint64_t off, const char **why, uint32_t *retire)
 	uint64_t d = off - R->start, size = block_size(R->cls);
 	if (off < R->start || d >= R->bytes)
 		return 0;                  /* a stale entry: let the list decide */
-	if (d % size) {
+	uint64_t b = block_index(d, R->cls);
+	if (b * size != d) {
 		*why = "inside a block, not its start";
 		return -1;
 	}
-	uint64_t b = d / size;
 	if (b >= R->nblocks) {
 		*why = "past the last block of a run";
 		return -1;
@@ -462,7 +502,7 @@ void *sm_malloc(size_t size, int zero)
 		return NULL;
 	unsigned i = class_of[size ? (size - 1) / GRAIN : 0];
 	enter(th);
-	unsigned g = atomic_load(&sm_gen);
+	unsigned g = gen_now();
 	if (!(g & 1)) {
 		leave(th);
 		return NULL;
@@ -497,7 +537,7 @@ void *sm_malloc(size_t size, int zero)
 			if (!r)
 				return NULL;
 			enter(th);
-			if (atomic_load(&sm_gen) != g) {
+			if (gen_now() != g) {
 				leave(th);     /* MeMS finished meanwhile */
 				return NULL;
 			}
@@ -514,7 +554,7 @@ int sm_free(void *p, const char **why)
 	if (th == DEAD || (!th && !(th = attach())))
 		return 0;
 	enter(th);
-	unsigned g = atomic_load(&sm_gen);
+	unsigned g = gen_now();
 	if (!(g & 1)) {
 		leave(th);
 		return 0;
@@ -560,11 +600,11 @@ size_t sm_block_size_locked(uint64_t off, const char **why)
 	uint64_t d = off - R->start, size = block_size(R->cls);
 	if (off < R->start || d >= R->bytes)
 		return 0;
-	if (d % size || d / size >= R->nblocks) {
+	uint64_t b = block_index(d, R->cls);
+	if (b * size != d || b >= R->nblocks) {
 		*why = "inside a block, not its start";
 		return SIZE_MAX;
 	}
-	uint64_t b = d / size;
 	if (atomic_load(&R->free[b / 64]) & (1ull << (b % 64))) {
 		*why = "not allocated (double free?)";
 		return SIZE_MAX;
@@ -601,6 +641,11 @@ int sm_start_locked(void)
 		sm.run_of = NULL;
 		return -1;
 	}
+#if !defined(__SANITIZE_THREAD__) && !MEMS_HAS_TSAN
+	if (!atomic_load(&asym) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+		atomic_store(&asym, 1);
+#endif
 	atomic_fetch_add(&sm_gen, 1);          /* odd: on */
 	return 0;
 }
@@ -610,6 +655,8 @@ void sm_stop_locked(void)
 	if (!(atomic_load(&sm_gen) & 1))
 		return;
 	atomic_fetch_add(&sm_gen, 1);          /* even: off */
+	if (atomic_load(&asym))
+		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	pthread_mutex_lock(&reg_lock);
 	for (struct sm_thread *th = reg; th; th = th->next)
 		while (atomic_load(&th->active))
