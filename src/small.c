@@ -620,8 +620,10 @@ int sm_start_locked(void)
 {
 	if (!opt_int(OPT_SMALL_RUNS) || mems_g.pg.mode == MEMS_PAGER_UFFD_USER)
 		return 0;
+	/* once: sm_malloc reads the tables before it looks at sm_gen */
+	static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+	pthread_once(&classes_once, class_setup);
 	sm.ps = os_page_size();
-	class_setup();
 	for (unsigned i = 0; i < CLASSES; i++) {
 		uint64_t size = block_size(i);
 		uint64_t pages = (RUN_TARGET * size + sm.ps - 1) / sm.ps;
