@@ -239,6 +239,20 @@ static uint32_t stream_window(struct mems_pager *pg, uint64_t pi, uint32_t max)
 	return 1;
 }
 
+/* A fault that starts no stream: the more of its 64-page region is
+ * resident already, the larger the aligned block around it that is worth
+ * populating with it: one page while at most one of the 64 is resident,
+ * then 2, 4, ... up to the whole region once twelve are.  Dense random
+ * access (a table filled in random order) fills a region in a handful of
+ * faults; sparse access stays at about a page a fault. */
+static uint64_t dense_block(const struct mems_pager *pg, uint64_t pi)
+{
+	unsigned pc = (unsigned)__builtin_popcountll(
+		__atomic_load_n(&pg->resident[pi / 64], __ATOMIC_RELAXED));
+	unsigned shift = pc / 2 > 6 ? 6 : pc / 2;
+	return 1ull << shift;
+}
+
 static void stream_advance(struct mems_pager *pg, uint64_t pi, uint64_t end)
 {
 	for (unsigned i = 0; i < sizeof pg->streams / sizeof pg->streams[0]; i++)
@@ -302,14 +316,39 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 			trace_fault(pg, TRACE_PAGEIN, pi, n, tid, t_read);
 		return 0;
 	}
+	uint64_t blo = pi, bhi = pi + 1;
+	if (w == 1 && !pg->ev) {
+		uint64_t b = dense_block(pg, pi);
+		blo = pi & ~(b - 1);
+		bhi = blo + b < lim ? blo + b : lim;
+		w = (uint32_t)(bhi - pi);
+	}
 	while (n < w && pi + n < lim && !bit_get(pg, pi + n) && live_get(pg, pi + n) &&
 	       !(pg->ev && evict_swapped(pg, pi + n)))
 		n++;
 	stream_advance(pg, pi, pi + n);
 	int woke;
+	uint64_t total = n;
 	int err = populate_run(pg, pi, n, write, &woke);
+	/* the rest of a dense block, after the faulting page's run (which
+	 * woke the thread waiting on it) */
+	for (uint64_t i = blo; !err && i < bhi; i++) {
+		if (i == pi) {
+			i += n - 1;
+			continue;
+		}
+		if (bit_get(pg, i) || !live_get(pg, i))
+			continue;
+		uint64_t j = i;
+		while (j < bhi && j != pi && !bit_get(pg, j) && live_get(pg, j))
+			j++;
+		int w2;
+		err = populate_run(pg, i, j - i, write, &w2);
+		total += j - i;
+		i = j - 1;
+	}
 	if (!err)
-		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, n, tid, t_read);
+		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, total, tid, t_read);
 	if (err) {
 		if (!atomic_exchange(&pg->error_reported, 1))
 			mems_diag("pager: cannot populate page at %p: %s",

@@ -90,7 +90,9 @@ START_TEST(auto_falls_back_to_dev_userfaultfd)
 	char *p = mems_get(mems_malloc(100 * ps));
 	for (size_t i = 0; i < 100; i += 3)
 		p[i * ps] = 1;
-	ck_assert_uint_eq(t_stats().faults, 34);
+	/* every third page: one fault each until the region looks dense */
+	ck_assert_uint_ge(t_stats().faults, 4);
+	ck_assert_uint_le(t_stats().faults, 34);
 	ck_assert_touched_exact();
 }
 END_TEST
@@ -154,7 +156,8 @@ START_TEST(handler_that_never_spins_works_the_same)
 	char *p = mems_get(mems_malloc(n * ps));
 	for (size_t i = 0; i < n; i += 2)
 		p[i * ps] = (char)i;
-	ck_assert_uint_eq(t_stats().faults, n / 2);
+	ck_assert_uint_ge(t_stats().faults, n / 64);
+	ck_assert_uint_lt(t_stats().faults, n / 2);     /* dense: blocks per fault */
 	ck_assert_touched_exact();
 	for (size_t i = 0; i < n; i += 2)
 		ck_assert_int_eq(p[i * ps], (char)i);
@@ -190,6 +193,46 @@ START_TEST(sparse_touch_populates_only_what_is_touched)
 	ck_assert_uint_eq(st.pages_touched, (n + 96) / 97);
 	ck_assert_uint_eq(st.faults, (n + 96) / 97);
 	ck_assert_uint_eq(st.pages_mapped, n);
+}
+END_TEST
+
+static void shuffle(size_t *v, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = i;
+	for (size_t i = n - 1; i > 0; i--) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		size_t j = (size_t)(seed >> 33) % (i + 1), t = v[i];
+		v[i] = v[j];
+		v[j] = t;
+	}
+}
+
+START_TEST(fault_around_adapts_to_random_access)
+{
+	start("uffd");
+	size_t ps = os_page_size(), n = 8192;
+	static size_t order[8192];
+	char *p = mems_get(mems_malloc(n * ps));
+	/* dense: every page, in random order; regions fill in a few faults */
+	shuffle(order, n, 1);
+	for (size_t i = 0; i < n; i++)
+		p[order[i] * ps] = 1;
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.pages_touched, n);
+	ck_assert_uint_le(st.faults, n / 4);
+	ck_assert_touched_exact();
+	/* sparse: one page in 32, at random: about a page a fault, and few
+	 * pages populated that are never touched */
+	char *q = mems_get(mems_malloc(n * ps));
+	uint64_t before = t_stats().pages_touched, faults = t_stats().faults;
+	shuffle(order, n / 32, 2);
+	for (size_t i = 0; i < n / 32; i++)
+		q[order[i] * 32 * ps + (order[i] % 32) * ps] = 1;
+	st = t_stats();
+	ck_assert_uint_le(st.pages_touched - before, n / 32 + n / 32 / 4);
+	ck_assert_uint_ge(st.faults - faults, n / 32 - n / 32 / 4);
+	ck_assert_touched_exact();
 }
 END_TEST
 
@@ -437,6 +480,7 @@ Suite *pager_suite(void)
 	tcase_add_test(tc, sequential_first_touch_needs_few_faults);
 	tcase_add_test(tc, sparse_touch_populates_only_what_is_touched);
 	tcase_add_test(tc, window_is_clipped_to_committed_memory);
+	tcase_add_test(tc, fault_around_adapts_to_random_access);
 	tcase_add_test(tc, fault_around_option_bounds_the_window);
 	tcase_add_loop_test(tc, system_calls_write_into_fresh_memory, 0, 3);
 	tcase_add_test(tc, user_mode_only_populates_at_allocation);
