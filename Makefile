@@ -188,7 +188,7 @@ warnings: deps
 			build-$$cc/examples/example build-$$cc/examples/sparse build-$$cc/examples/capped \
 			build-$$cc/bench/bench_core \
 			build-$$cc/bench/bench_evict \
-			build-$$cc/bench/churn build-$$cc/bench/bench_real \
+			build-$$cc/bench/churn build-$$cc/bench/bench_real build-$$cc/bench/bench_report \
 			|| exit 1; \
 	done
 
@@ -203,17 +203,29 @@ $(BUILD)/bench/churn: bench/churn.c bench/benchutil.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -pthread -o $@ $<
 
-$(BUILD)/bench/bench_real: bench/bench_real.c
+$(BUILD)/bench/bench_real: bench/bench_real.c bench/benchutil.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -o $@ $<
 
+$(BUILD)/bench/bench_report: bench/bench_report.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -o $@ $<
+
+# Every comparison in one run, then the table of targets and the JSON
+# (build/bench/bench.json).  The peers (jemalloc, mimalloc, tcmalloc) are
+# installed first when missing.
+BENCH_RESULTS := $(BUILD)/bench/results.txt
 bench: deps $(BUILD)/bench/bench_core $(BUILD)/bench/bench_evict $(BUILD)/bench/churn \
-		$(BUILD)/bench/bench_real $(PRELOAD)
-	$(BUILD)/bench/bench_core
+		$(BUILD)/bench/bench_real $(BUILD)/bench/bench_report $(PRELOAD)
+	@sh tools/deps.sh bench
+	@rm -f $(BENCH_RESULTS)
+	MEMS_BENCH_RESULTS=$(BENCH_RESULTS) $(BUILD)/bench/bench_core
 	@echo
 	$(BUILD)/bench/bench_evict
 	@echo
-	$(BUILD)/bench/bench_real $(BUILD)
+	MEMS_BENCH_RESULTS=$(BENCH_RESULTS) $(BUILD)/bench/bench_real $(BUILD)
+	@echo
+	$(BUILD)/bench/bench_report $(BENCH_RESULTS) $(BUILD)/bench/bench.json
 
 # ---------------------------------------------------------------- install
 

@@ -8,7 +8,9 @@
  *  2. First touch, one write per page of a fresh 256 MiB region:
  *     MeMS (its pager) vs the kernel's demand paging on plain mmap memory vs
  *     MADV_POPULATE_WRITE, in sequential and in random page order; and
- *     MeMS with MEMS_TRACE on against off (the cost of recording).
+ *     MeMS with MEMS_TRACE on against off (the cost of recording); and the
+ *     cost of fault-around in pages nobody touches: one page in 16 written
+ *     at random, pages populated per page written.
  *
  * Each figure is the median of several repetitions.
  */
@@ -104,6 +106,33 @@ static double touch_ns(enum peer p, size_t pages, int random)
 	return t / (double)pages * 1e9;
 }
 
+/* Sparse random writes: one page of each group of `every`, the groups
+ * in random order.  Pages resident per page written (1.00 is no waste),
+ * *faults_per the faults per page written. */
+static double sparse_extra(size_t pages, size_t every, double *faults_per)
+{
+	size_t ps = 4096, n = pages / every;
+	uint64_t seed = 4242;
+	size_t *chunk = malloc(n * sizeof *chunk);
+	for (size_t i = 0; i < n; i++)
+		chunk[i] = i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = rng(&seed) % (i + 1), t = chunk[i];
+		chunk[i] = chunk[j];
+		chunk[j] = t;
+	}
+	mems_init();
+	char *base = mems_get(mems_malloc(pages * ps));
+	for (size_t i = 0; i < n; i++)
+		base[(chunk[i] * every + rng(&seed) % every) * ps] = 1;
+	free(chunk);
+	struct mems_stats st;
+	mems_stats_get(&st);
+	mems_finish();
+	*faults_per = (double)st.faults / (double)n;
+	return (double)st.pages_touched / (double)n;
+}
+
 int main(void)
 {
 	printf("MeMS core benchmarks (median of %d runs; ratios are what counts)\n\n", REPS);
@@ -119,6 +148,7 @@ int main(void)
 	printf("  %-34s %8.1f ns\n", "100 live segments", s);
 	printf("  %-34s %8.1f ns\n", "100,000 live segments", l);
 	printf("  %-34s %8.2fx\n\n", "ratio 100,000 / 100", l / s);
+	bench_result("scaling_100k_vs_100", l / s);
 
 	/* 2. first touch */
 	size_t pages = 65536;                  /* 256 MiB */
@@ -153,6 +183,21 @@ int main(void)
 	       res[P_MEMS][0] / res[P_POPULATE][0], res[P_MEMS][1] / res[P_POPULATE][1]);
 	printf("  %-24s %13.2fx %13.2fx\n", "tracing on / off",
 	       res[P_TRACED][0] / res[P_MEMS][0], res[P_TRACED][1] / res[P_MEMS][1]);
+	bench_result("first_touch_seq_vs_kernel", res[P_MEMS][0] / res[P_KERNEL][0]);
+	bench_result("first_touch_seq_vs_populate_write", res[P_MEMS][0] / res[P_POPULATE][0]);
+	bench_result("first_touch_random_vs_kernel", res[P_MEMS][1] / res[P_KERNEL][1]);
+	bench_result("tracing_seq_on_vs_off", res[P_TRACED][0] / res[P_MEMS][0]);
+	printf("\nfault-around on sparse random writes (one page of each group, groups in\n"
+	       "random order): pages resident and faults per page written\n");
+	printf("  %-12s %10s %10s\n", "one page in", "pages", "faults");
+	static const size_t every[] = { 8, 16, 32 };
+	for (int e = 0; e < 3; e++) {
+		double fpp, extra = sparse_extra(pages, every[e], &fpp);
+		printf("  %-12zu %10.2f %10.2f\n", every[e], extra, fpp);
+		char key[64];
+		snprintf(key, sizeof key, "sparse_1_in_%zu_pages_per_page_written", every[e]);
+		bench_result(key, extra);
+	}
 	free(order);
 	return 0;
 }

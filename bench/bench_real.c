@@ -1,43 +1,41 @@
 /*
- * bench_real.c - wall time and peak RSS of programs run plainly (glibc)
- * and under libmems-preload.so, in the same run, as ratios.
+ * bench_real.c - programs run under each allocator in the same run, as
+ * ratios against glibc's malloc.
  *
  *   bench_real BUILD_DIR
  *
- * The programs: the allocation churn (bench/churn.c) and some of the real
- * programs of the test suite (python3 building dicts and lists, sqlite3
- * with an index, sort of a large file).  Each runs REPS times in each mode,
- * alternating; the median wall time and the largest peak RSS are kept.
- * Then the churn again under each of several purge delays.
+ *  1. The allocation churn (bench/churn.c: 20,000 slots, 5M operations,
+ *     contents checked) under glibc, MeMS (libmems-preload.so) and the
+ *     peers that are installed (jemalloc, mimalloc, tcmalloc): wall time
+ *     of the work, peak RSS, and RSS a second after freeing everything.
+ *  2. The churn with one thread and with two (each its own churn), under
+ *     glibc and MeMS: throughput of two threads over one.
+ *  3. Real programs (python3 building dicts and lists, sqlite3 with an
+ *     index, sort of a large file): wall time and peak RSS.
+ *  4. The churn under MeMS by MEMS_PURGE_DELAY.
+ * Each figure is the median of REPS runs, the modes alternating; peak RSS
+ * is the largest.  With MEMS_BENCH_RESULTS set, the ratios also go there
+ * for bench_report.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#define REPS 3
+#include "benchutil.h"
+
+#define REPS 5
 
 static char work[] = "/tmp/mems-bench-XXXXXX";
 
-static double now(void)
+/* One run with stdout in out (up to len bytes); wall seconds, *rss_kib the
+ * peak RSS of the largest process. */
+static double run(const char *cmd, const char *preload, long *rss_kib, char *out, size_t len)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* One run; wall seconds, *rss_kib peak RSS of the largest process. */
-static double run(const char *cmd, const char *preload, long *rss_kib)
-{
+	char path[64];
+	snprintf(path, sizeof path, "%s/stdout", work);
 	fflush(stdout);
 	double t0 = now();
 	pid_t pid = fork();
@@ -48,7 +46,7 @@ static double run(const char *cmd, const char *preload, long *rss_kib)
 			setenv("LD_PRELOAD", preload, 1);
 		else
 			unsetenv("LD_PRELOAD");
-		if (!freopen("/dev/null", "w", stdout))
+		if (!freopen(path, "w", stdout))
 			_exit(126);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
@@ -58,11 +56,62 @@ static double run(const char *cmd, const char *preload, long *rss_kib)
 	wait4(pid, &status, 0, &ru);
 	double t = now() - t0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "bench: %s failed (%s)\n", cmd, preload ? "MeMS" : "glibc");
+		fprintf(stderr, "bench: %s failed (%s)\n", cmd, preload ? preload : "glibc");
 		exit(1);
 	}
 	*rss_kib = ru.ru_maxrss;
+	if (out) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(out, 1, len - 1, f) : 0;
+		out[n] = 0;
+		if (f)
+			fclose(f);
+	}
 	return t;
+}
+
+/* A churn run: the work's seconds and the RSS after freeing everything. */
+struct churned { double secs, after_kib; long peak_kib; };
+
+static struct churned churn_run(const char *cmd, const char *preload)
+{
+	char out[512];
+	struct churned c = { 0, 0, 0 };
+	run(cmd, preload, &c.peak_kib, out, sizeof out);
+	const char *s = strstr(out, "seconds "), *a = strstr(out, "rss_after_free_kib ");
+	if (!s || !a || !strstr(out, "bad 0")) {
+		fprintf(stderr, "bench: unexpected churn output: %s\n", out);
+		exit(1);
+	}
+	c.secs = atof(s + 8);
+	c.after_kib = atof(a + 19);
+	return c;
+}
+
+/* Median seconds, median RSS after free, largest peak of reps runs. */
+static struct churned churn_median(const char *cmd, const char *preload, int reps)
+{
+	double s[REPS], a[REPS];
+	long peak = 0;
+	for (int k = 0; k < reps; k++) {
+		struct churned c = churn_run(cmd, preload);
+		s[k] = c.secs;
+		a[k] = c.after_kib;
+		peak = c.peak_kib > peak ? c.peak_kib : peak;
+	}
+	return (struct churned){ median(s, reps), median(a, reps), peak };
+}
+
+static const char *lib_path(const char *name, char *buf, size_t len)
+{
+	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
+					    "/usr/local/lib" };
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(buf, len, "%s/%s", dirs[i], name);
+		if (access(buf, R_OK) == 0)
+			return buf;
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -95,57 +144,120 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: cannot make the inputs\n");
 		return 1;
 	}
-	char churn_cmd[4300];
-	snprintf(churn_cmd, sizeof churn_cmd, "%s 20000 2000000", churn);
-	const struct { const char *name, *cmd; } progs[] = {
-		{ "churn (20000 slots, 2M ops)", churn_cmd },
-		{ "python3 dicts and lists", "/usr/bin/python3 build.py" },
-		{ "sqlite3 100,000 rows + index", "rm -f db && sqlite3 db < rows.sql" },
-		{ "sort 400,000 lines", "sort -k2 big.txt" },
+
+	/* 1. the churn under every allocator, the runs interleaved */
+	char pj[256], pm[256], pt[256];
+	struct { const char *name, *key, *lib; } al[] = {
+		{ "glibc", "glibc", NULL },
+		{ "MeMS", "mems", preload },
+		{ "jemalloc", "jemalloc", lib_path("libjemalloc.so.2", pj, sizeof pj) },
+		{ "mimalloc", "mimalloc", lib_path("libmimalloc.so.2", pm, sizeof pm) },
+		{ "tcmalloc", "tcmalloc", lib_path("libtcmalloc_minimal.so.4", pt, sizeof pt) },
 	};
-	printf("wall time and peak RSS, glibc vs MeMS (LD_PRELOAD), median of %d runs each\n\n", REPS);
+	enum { NAL = sizeof al / sizeof al[0] };
+	char churn_cmd[4300];
+	snprintf(churn_cmd, sizeof churn_cmd, "%s 20000 5000000", churn);
+	double secs[NAL][REPS], after[NAL][REPS];
+	long peak[NAL] = { 0 };
+	for (int k = 0; k < REPS; k++)
+		for (int a = 0; a < NAL; a++) {
+			if (a >= 2 && !al[a].lib)
+				continue;
+			struct churned c = churn_run(churn_cmd, al[a].lib);
+			secs[a][k] = c.secs;
+			after[a][k] = c.after_kib;
+			peak[a] = c.peak_kib > peak[a] ? c.peak_kib : peak[a];
+		}
+	printf("allocation churn (20,000 slots, 5M operations, sizes 2-2048 B and 0.1%% of 64 KiB-1 MiB,\n"
+	       "contents checked), LD_PRELOAD, median of %d runs; ratios against glibc\n\n", REPS);
+	printf("  %-10s %8s %7s   %9s %7s   %14s %7s\n", "", "work s", "time", "peak MiB", "peak",
+	       "after free MiB", "after");
+	double g_s = median(secs[0], REPS), g_a = median(after[0], REPS);
+	for (int a = 0; a < NAL; a++) {
+		if (a >= 2 && !al[a].lib) {
+			printf("  %-10s not installed (apt-get install lib%s-dev)\n", al[a].name,
+			       a == 4 ? "google-perftools" : al[a].key);
+			continue;
+		}
+		double s = median(secs[a], REPS), af = median(after[a], REPS);
+		printf("  %-10s %8.2f %6.2fx   %9.1f %6.2fx   %14.1f %6.2fx\n", al[a].name, s, s / g_s,
+		       peak[a] / 1024.0, (double)peak[a] / (double)peak[0], af / 1024.0, af / g_a);
+		if (a == 1) {
+			bench_result("churn_time_vs_glibc", s / g_s);
+			bench_result("churn_peak_rss_vs_glibc", (double)peak[a] / (double)peak[0]);
+			bench_result("churn_rss_after_free_vs_glibc", af / g_a);
+		}
+	}
+	double m_s = median(secs[1], REPS);
+	for (int a = 2; a < NAL; a++)
+		if (al[a].lib) {
+			char key[64];
+			snprintf(key, sizeof key, "churn_time_vs_%s", al[a].key);
+			bench_result(key, m_s / median(secs[a], REPS));
+		}
+
+	/* 2. two threads against one */
+	char t1[4300], t2[4300];
+	snprintf(t1, sizeof t1, "%s 20000 1000000 1", churn);
+	snprintf(t2, sizeof t2, "%s 20000 1000000 2", churn);
+	printf("\nthe churn with 1 thread and with 2 (each its own 20,000 slots and 1M operations):\n"
+	       "throughput of 2 threads over 1 (2.00x is perfect on 2 cores), median of %d runs\n\n",
+	       REPS);
+	for (int a = 0; a < 2; a++) {
+		double one[REPS], two[REPS];
+		for (int k = 0; k < REPS; k++) {
+			one[k] = churn_run(t1, al[a].lib).secs;
+			two[k] = churn_run(t2, al[a].lib).secs;
+		}
+		double x = 2 * median(one, REPS) / median(two, REPS);
+		printf("  %-10s %6.2fx\n", al[a].name, x);
+		bench_result(a ? "threads_2_vs_1_mems" : "threads_2_vs_1_glibc", x);
+	}
+
+	/* 3. real programs */
+	const struct { const char *name, *key, *cmd; } progs[] = {
+		{ "python3 dicts and lists", "python3", "/usr/bin/python3 build.py" },
+		{ "sqlite3 100,000 rows + index", "sqlite3", "rm -f db && sqlite3 db < rows.sql" },
+		{ "sort 400,000 lines", "sort", "sort -k2 big.txt" },
+	};
+	printf("\nreal programs, glibc vs MeMS (LD_PRELOAD): wall time and peak RSS, median of %d runs\n\n",
+	       REPS);
 	printf("  %-30s %9s %9s %7s   %9s %9s %7s\n", "", "glibc s", "MeMS s", "ratio",
 	       "glibc MiB", "MeMS MiB", "ratio");
 	for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
 		double tg[REPS], tm[REPS];
 		long rg = 0, rm = 0, r;
 		for (int k = 0; k < REPS; k++) {
-			tg[k] = run(progs[i].cmd, NULL, &r);
+			tg[k] = run(progs[i].cmd, NULL, &r, NULL, 0);
 			rg = r > rg ? r : rg;
-			tm[k] = run(progs[i].cmd, preload, &r);
+			tm[k] = run(progs[i].cmd, preload, &r, NULL, 0);
 			rm = r > rm ? r : rm;
 		}
-		qsort(tg, REPS, sizeof *tg, cmp);
-		qsort(tm, REPS, sizeof *tm, cmp);
-		double g = tg[REPS / 2], m = tm[REPS / 2];
+		double g = median(tg, REPS), m = median(tm, REPS);
 		printf("  %-30s %9.2f %9.2f %6.2fx   %9.1f %9.1f %6.2fx\n", progs[i].name, g, m,
 		       m / g, rg / 1024.0, rm / 1024.0, (double)rm / (double)rg);
+		char key[64];
+		snprintf(key, sizeof key, "%s_time_vs_glibc", progs[i].key);
+		bench_result(key, m / g);
 	}
 
-	/* the purge delay (MEMS_PURGE_DELAY) on the churn: how long wholly
-	 * free pages stay before they go back, against time and peak RSS */
+	/* 4. the purge delay (MEMS_PURGE_DELAY) on the churn */
 	static const char *const delays[] = { "0", "10", "100", "1000", "-1" };
-	double tg[REPS];
-	long rg = 0, r;
-	for (int k = 0; k < REPS; k++) {
-		tg[k] = run(churn_cmd, NULL, &r);
-		rg = r > rg ? r : rg;
-	}
-	qsort(tg, REPS, sizeof *tg, cmp);
-	printf("\nchurn under MeMS by MEMS_PURGE_DELAY (ms; -1 never), against glibc in the same run\n");
-	printf("  %-8s %9s %7s %9s %7s\n", "delay", "MeMS s", "time", "MeMS MiB", "RSS");
+	enum { DREPS = 3 };
+	char sweep[4300];
+	snprintf(sweep, sizeof sweep, "%s 20000 2000000", churn);
+	struct churned g = churn_median(sweep, NULL, DREPS);
+	printf("\nthe churn (2M operations) under MeMS by MEMS_PURGE_DELAY (ms; -1 never), against glibc\n"
+	       "in the same run, median of %d runs\n\n", DREPS);
+	printf("  %-8s %8s %7s %9s %7s %14s %7s\n", "delay", "work s", "time", "peak MiB", "peak",
+	       "after free MiB", "after");
 	for (size_t d = 0; d < sizeof delays / sizeof delays[0]; d++) {
 		char dcmd[4400];
-		double tm[REPS];
-		long rm = 0;
-		snprintf(dcmd, sizeof dcmd, "MEMS_PURGE_DELAY=%s %s", delays[d], churn_cmd);
-		for (int k = 0; k < REPS; k++) {
-			tm[k] = run(dcmd, preload, &r);
-			rm = r > rm ? r : rm;
-		}
-		qsort(tm, REPS, sizeof *tm, cmp);
-		printf("  %-8s %9.2f %6.2fx %9.1f %6.2fx\n", delays[d], tm[REPS / 2],
-		       tm[REPS / 2] / tg[REPS / 2], rm / 1024.0, (double)rm / (double)rg);
+		snprintf(dcmd, sizeof dcmd, "MEMS_PURGE_DELAY=%s %s", delays[d], sweep);
+		struct churned c = churn_median(dcmd, preload, DREPS);
+		printf("  %-8s %8.2f %6.2fx %9.1f %6.2fx %14.1f %6.2fx\n", delays[d], c.secs,
+		       c.secs / g.secs, c.peak_kib / 1024.0, (double)c.peak_kib / (double)g.peak_kib,
+		       c.after_kib / 1024.0, c.after_kib / g.after_kib);
 	}
 	snprintf(cmd, sizeof cmd, "rm -rf %s", work);
 	return system(cmd) != 0;

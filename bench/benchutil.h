@@ -4,6 +4,7 @@
 #ifndef MEMS_BENCHUTIL_H
 #define MEMS_BENCHUTIL_H
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -33,6 +34,18 @@ static inline uint64_t rng(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
+}
+
+/* One measured figure for the summary (bench_report): appended as
+ * "key value" to the file $MEMS_BENCH_RESULTS names, if it is set. */
+static inline void bench_result(const char *key, double value)
+{
+	const char *path = getenv("MEMS_BENCH_RESULTS");
+	FILE *f = path ? fopen(path, "a") : NULL;
+	if (f) {
+		fprintf(f, "%s %.6g\n", key, value);
+		fclose(f);
+	}
 }
 
 #endif

@@ -7,11 +7,12 @@
  *   churn [SLOTS [OPS [THREADS]]]   defaults: 20000 slots, 2000000 operations, 1
  *
  * With THREADS > 1 each thread runs its own churn of SLOTS slots and OPS
- * operations (the work grows with the threads; compare throughput).  After
- * everything is freed it waits 300 ms (longer than the purge delays an
- * allocator would use by default) and reports its resident memory then:
+ * operations (the work grows with the threads; compare throughput).  It
+ * reports the seconds the work took (creating the threads to the last
+ * free); then, after a second's wait (longer than the purge delays an
+ * allocator would use by default), its resident memory:
  *
- *   churn: ... bad 0 rss_after_free_kib N
+ *   churn: ... bad 0 seconds S rss_after_free_kib N
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
 	}
 	struct job jobs[64];
 	pthread_t t[64];
+	double t0 = now();
 	for (int i = 0; i < threads; i++) {
 		jobs[i] = (struct job){ slots, ops, 12345 + (uint64_t)i * 7919, 0, 0 };
 		if (threads > 1 && pthread_create(&t[i], NULL, churn, &jobs[i]) != 0) {
@@ -101,10 +103,11 @@ int main(int argc, char **argv)
 		bad += jobs[i].bad;
 		sum += jobs[i].sum;
 	}
-	usleep(300000);
+	double secs = now() - t0;
+	usleep(1000000);
 	printf("churn: %zu slots, %zu operations, %d thread%s, checksum %llu, bad %llu "
-	       "rss_after_free_kib %ld\n",
+	       "seconds %.3f rss_after_free_kib %ld\n",
 	       slots, ops, threads, threads > 1 ? "s" : "", (unsigned long long)sum,
-	       (unsigned long long)bad, rss_kib());
+	       (unsigned long long)bad, secs, rss_kib());
 	return bad != 0;
 }

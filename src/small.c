@@ -32,7 +32,7 @@
  * PARTIAL run whose last block is freed becomes the class's spare, or is
  * freed on the list (its pages then go back to the kernel as any hole's).
  *
- * Locks: list_lock guards the partial lists and spares, and is a leaf:
+ * Locks: list_lock[class] guards a class's partial list and spare, and is a leaf:
  * mems_lock may be held when it is taken, never taken under it.  Runs are
  * made and retired under mems_lock.  mems_finish makes sm_gen even and
  * waits until no fast path is active (each sets its thread record's flag
@@ -108,13 +108,13 @@ static struct {
 	_Atomic uint32_t *run_of;  /* per OS page of the span: its run or 0 */
 	size_t run_of_bytes;
 	uint64_t ps;
-	uint32_t partial[CLASSES], spare[CLASSES];   /* under list_lock */
+	uint32_t partial[CLASSES], spare[CLASSES];   /* under list_lock[class] */
 	uint32_t bytes[CLASSES];   /* run geometry per class */
 	uint16_t nblocks[CLASSES];
 } sm;
 
 static _Atomic unsigned sm_gen;        /* odd: runs are on */
-static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t list_lock[CLASSES] = { [0 ... CLASSES - 1] = PTHREAD_MUTEX_INITIALIZER };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sm_thread *reg;
 static pthread_key_t key;
@@ -261,20 +261,15 @@ static void unlink_partial(uint32_t r)
 /* A run with free blocks for class i, now OWNED, or 0. */
 static uint32_t pop_partial(unsigned i)
 {
-	pthread_mutex_lock(&list_lock);
-	/* the lowest-addressed one, as the list's first fit would: the runs
-	 * higher up drain, and go back to the list when they empty */
+	pthread_mutex_lock(&list_lock[i]);
 	uint32_t r = sm.partial[i];
-	for (uint32_t q = r, n = 0; q && n < 64; q = run_at(q)->next, n++)
-		if (run_at(q)->start < run_at(r)->start)
-			r = q;
 	if (r)
 		unlink_partial(r);
 	else if ((r = sm.spare[i]))
 		sm.spare[i] = 0;
 	if (r)
 		atomic_store(&run_at(r)->state, RUN_OWNED);
-	pthread_mutex_unlock(&list_lock);
+	pthread_mutex_unlock(&list_lock[i]);
 	return r;
 }
 
@@ -345,7 +340,7 @@ static uint32_t wholly_free(uint32_t r)
 {
 	struct run *R = run_at(r);
 	uint32_t out = 0;
-	pthread_mutex_lock(&list_lock);
+	pthread_mutex_lock(&list_lock[R->cls]);
 	if (atomic_load(&R->state) == RUN_PARTIAL && all_free(R)) {
 		unlink_partial(r);
 		if (SPARES && !sm.spare[R->cls]) {
@@ -356,7 +351,7 @@ static uint32_t wholly_free(uint32_t r)
 			out = r;
 		}
 	}
-	pthread_mutex_unlock(&list_lock);
+	pthread_mutex_unlock(&list_lock[R->cls]);
 	return out;
 }
 
@@ -390,11 +385,11 @@ static int free_block(uint64_t off, const char **why, uint32_t *retire)
 	}
 	uint8_t st = atomic_load(&R->state);
 	if (st == RUN_DETACHED) {
-		pthread_mutex_lock(&list_lock);
+		pthread_mutex_lock(&list_lock[R->cls]);
 		uint8_t e = RUN_DETACHED;
 		if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
 			push_partial(r);
-		pthread_mutex_unlock(&list_lock);
+		pthread_mutex_unlock(&list_lock[R->cls]);
 		st = atomic_load(&R->state);
 	}
 	if (st == RUN_PARTIAL && all_free(R))
@@ -421,11 +416,11 @@ static void let_go(uint32_t r)
 	atomic_store(&R->state, RUN_DETACHED);
 	if (!any_free(R))
 		return;                  /* the next free puts it on the list */
-	pthread_mutex_lock(&list_lock);
+	pthread_mutex_lock(&list_lock[R->cls]);
 	uint8_t e = RUN_DETACHED;
 	if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
 		push_partial(r);
-	pthread_mutex_unlock(&list_lock);
+	pthread_mutex_unlock(&list_lock[R->cls]);
 }
 
 static void thread_gone(void *arg)
@@ -664,28 +659,40 @@ void sm_stop_locked(void)
 		while (atomic_load(&th->active))
 			sched_yield();
 	pthread_mutex_unlock(&reg_lock);
-	pthread_mutex_lock(&list_lock);
+	/* no fast path is active now, and the slow paths wait for mems_lock:
+	 * nothing holds a list lock or looks at a run */
 	slab_destroy(&sm.runs);
 	os_unmap((void *)sm.run_of, sm.run_of_bytes);
 	sm.run_of = NULL;
-	pthread_mutex_unlock(&list_lock);
+}
+
+static void lock_lists(void)
+{
+	for (unsigned i = 0; i < CLASSES; i++)
+		pthread_mutex_lock(&list_lock[i]);
+}
+
+static void unlock_lists(void)
+{
+	for (unsigned i = 0; i < CLASSES; i++)
+		pthread_mutex_unlock(&list_lock[i]);
 }
 
 void sm_fork_prepare(void)
 {
 	pthread_mutex_lock(&reg_lock);
-	pthread_mutex_lock(&list_lock);
+	lock_lists();
 }
 
 void sm_fork_parent(void)
 {
-	pthread_mutex_unlock(&list_lock);
+	unlock_lists();
 	pthread_mutex_unlock(&reg_lock);
 }
 
 void sm_fork_child_locked(void)
 {
-	pthread_mutex_unlock(&list_lock);
+	unlock_lists();
 	unsigned g = atomic_load(&sm_gen);
 	for (struct sm_thread *th = reg; th; th = th->next)
 		if (th->in_use && th != self) {
@@ -749,7 +756,7 @@ int sm_check_locked(char *why, size_t len)
 			     "but runs are off", held);
 		return 0;
 	}
-	pthread_mutex_lock(&list_lock);
+	lock_lists();
 	for (uint32_t r = 1; r < sm.runs.bump; r++) {
 		struct run *R = run_at(r);
 		if (!R->live)
@@ -758,27 +765,27 @@ int sm_check_locked(char *why, size_t len)
 		const struct mems_seg *s = R->seg < fl->segs.bump ? fl_seg(fl, R->seg) : NULL;
 		if (!s || s->type != SEG_PROCESS || !s->held || s->start != R->start ||
 		    s->end != R->start + R->bytes) {
-			pthread_mutex_unlock(&list_lock);
+			unlock_lists();
 			FAIL("run %u at %" PRIu64 " is not its held PROCESS segment", r, R->start);
 		}
 		for (uint64_t p = R->start / sm.ps; p < (R->start + R->bytes) / sm.ps; p++)
 			if (atomic_load(&sm.run_of[p]) != r) {
-				pthread_mutex_unlock(&list_lock);
+				unlock_lists();
 				FAIL("run_of[%" PRIu64 "] is %u, should be run %u", p,
 				     atomic_load(&sm.run_of[p]), r);
 			}
 		for (unsigned w = 0; w < RUN_WORDS; w++)
 			if (atomic_load(&R->free[w]) & ~full_word(R, w)) {
-				pthread_mutex_unlock(&list_lock);
+				unlock_lists();
 				FAIL("run %u has free bits past its %u blocks", r, R->nblocks);
 			}
 		uint8_t st = atomic_load(&R->state);
 		if (st < RUN_OWNED || st > RUN_RETIRING) {
-			pthread_mutex_unlock(&list_lock);
+			unlock_lists();
 			FAIL("run %u has state %u", r, st);
 		}
 		if ((st == RUN_SPARE) != (sm.spare[R->cls] == r)) {
-			pthread_mutex_unlock(&list_lock);
+			unlock_lists();
 			FAIL("run %u: spare state and the spare slot disagree", r);
 		}
 	}
@@ -786,11 +793,11 @@ int sm_check_locked(char *why, size_t len)
 		for (uint32_t r = sm.partial[i], n = 0; r; r = run_at(r)->next)
 			if (++n > RUNS_MAX || !run_at(r)->live ||
 			    atomic_load(&run_at(r)->state) != RUN_PARTIAL || run_at(r)->cls != i) {
-				pthread_mutex_unlock(&list_lock);
+				unlock_lists();
 				FAIL("partial list of class %u holds run %u, which is not a "
 				     "partial run of that class", i, r);
 			}
-	pthread_mutex_unlock(&list_lock);
+	unlock_lists();
 	if (runs != held)
 		FAIL("%" PRIu64 " runs of small blocks, but %" PRIu64 " held segments", runs, held);
 	return 0;
