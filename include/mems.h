@@ -170,7 +170,10 @@ MEMS_API int mems_stats_json(char *buf, size_t len);
  * Pointer API: real pointers, for code that wants malloc semantics
  *
  * The same free list: every block is a PROCESS segment and shows in the
- * stats.  Blocks are 16-byte aligned and sized in multiples of 16.
+ * stats, except that with the small_runs option (MEMS_SMALL_RUNS, on in
+ * libmems-preload.so) blocks of up to 2048 bytes come from runs: PROCESS
+ * segments cut into blocks of one size class (struct mems_stats, small_*).
+ * Blocks are 16-byte aligned and sized in multiples of 16.
  * Errors are glibc's: NULL with errno = ENOMEM, EINVAL for a bad alignment.
  * ---------------------------------------------------------------------- */
 

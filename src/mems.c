@@ -6,7 +6,8 @@
  * the real pointer is span + offset.  Both ways are arithmetic.
  *
  * Locking: one allocator lock (mems_lock) serialises the free list and
- * init/finish.  The pager has its own lock, taken after this one, and the
+ * init/finish (small blocks in runs are allocated and freed without it:
+ * small.c).  The pager has its own lock, taken after this one, and the
  * fault handler takes only that.  No user page is touched while mems_lock
  * is held: pre-population in user-mode-only mode runs after it is dropped,
  * on a segment that is already ours.

@@ -3,8 +3,9 @@
  *
  *   LD_PRELOAD=/usr/local/lib/libmems-preload.so PROGRAM
  *
- * runs PROGRAM's heap on MeMS: every block is a PROCESS segment of the
- * 2-D list, on the userfaultfd-paged span.  Each function keeps glibc's
+ * runs PROGRAM's heap on MeMS, on the userfaultfd-paged span: blocks of up
+ * to 2048 bytes in runs (small.c), each run a PROCESS segment of the 2-D
+ * list, and larger blocks each a PROCESS segment of their own.  Each function keeps glibc's
  * results and errno for the edge cases (glibc 2.36, which this is built
  * against): malloc(0) and friends return a minimal block; realloc(p, 0)
  * frees p and returns NULL; overflowing calloc/reallocarray and impossible
@@ -31,8 +32,9 @@
 #define EXPORT __attribute__((visibility("default")))
 
 /* Read by options.c (weakly: it is absent from libmems itself): the
- * malloc replacement defaults to a purge delay of 100 ms, where libmems
- * keeps the assignment's contract of giving pages back on every free. */
+ * malloc replacement defaults to a purge delay of 100 ms and to small
+ * blocks in runs, where libmems keeps the assignment's contract of giving
+ * pages back on every free and of one segment per block. */
 const int mems_preload_library = 1;
 
 /* names no header declares */

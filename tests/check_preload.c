@@ -271,7 +271,7 @@ START_TEST(blocks_really_are_mems_blocks)
 }
 END_TEST
 
-START_TEST(preload_purges_after_100_ms_by_default)
+START_TEST(preload_defaults_to_a_100_ms_purge_and_small_runs)
 {
 	/* libmems gives pages back on every free (the assignment's contract);
 	 * the malloc replacement waits 100 ms (docs/PERFORMANCE.md) */
@@ -285,6 +285,15 @@ START_TEST(preload_purges_after_100_ms_by_default)
 	char buf[16];
 	mems_option_get("purge_delay", buf, sizeof buf);
 	ck_assert_str_eq(buf, "0");
+	/* and small blocks in runs, where libmems keeps a segment per block */
+	r = run("MEMS_STATS_ON_EXIT=0 $WORK/preload_edge --option small_runs", 1, 0);
+	ck_assert_str_eq(r.out, "small_runs=1\n");
+	free(r.out); free(r.err);
+	r = run("MEMS_STATS_ON_EXIT=0 MEMS_SMALL_RUNS=0 $WORK/preload_edge --option small_runs", 1, 0);
+	ck_assert_str_eq(r.out, "small_runs=0\n");
+	free(r.out); free(r.err);
+	mems_option_get("small_runs", buf, sizeof buf);
+	ck_assert_str_eq(buf, "0");
 }
 END_TEST
 
@@ -296,7 +305,7 @@ Suite *preload_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
-	tcase_add_test(tc, preload_purges_after_100_ms_by_default);
+	tcase_add_test(tc, preload_defaults_to_a_100_ms_purge_and_small_runs);
 	int n = (int)(sizeof progs / sizeof progs[0]);
 	tcase_add_loop_test(tc, real_program_as_root, 0, n);
 	tcase_add_loop_test(tc, real_program_as_ordinary_user, 0, n);
