@@ -3,13 +3,15 @@
  *
  * A block of up to SM_MAX_SIZE bytes comes from a run: one PROCESS segment
  * of the 2-D list, carved by the list's own first fit and marked "held",
- * cut into blocks of one size class (class_setup()).  The list stays canonical (a run is allocated memory, and its
- * pages are live to the pager); what the run's blocks are doing is in the
- * run's record, outside the span: a bitmap of free blocks (1 = free), up
- * to 256 blocks, in runs of 1 to 16 pages chosen to hold about 32 blocks.
- * The stats report runs, the blocks allocated in them and their bytes
- * (small_runs, small_blocks, small_bytes), so "in use by the program" is
- * bytes_in_use minus the free room in runs.  The seed API never uses runs.
+ * cut into blocks of one size class (class_setup()).  The list stays
+ * canonical (a run is allocated memory, and its pages are live to the
+ * pager); what the run's blocks are doing is in the run's record, outside
+ * the span: a bitmap of free blocks (1 = free), up to 256 blocks, in runs
+ * of 1 to 16 pages chosen to hold about 32 blocks.  The stats report runs,
+ * the blocks allocated in them and both their bytes (small_runs,
+ * small_blocks, small_bytes, small_run_bytes), so "in use by the program"
+ * is bytes_in_use - small_run_bytes + small_bytes.  The seed API never
+ * uses runs.
  *
  * Each thread owns at most one run per class and allocates from it alone:
  * the lowest free bit, cleared with one atomic AND, no lock.  Any thread
@@ -23,16 +25,16 @@
  *   DETACHED  its owner found it full and let go; the first free into it
  *             puts it on its class's partial list;
  *   PARTIAL   on the partial list, for the next thread that needs a run;
- *   SPARE     wholly free, kept (one per class) for the next new run;
  *   RETIRING  wholly free, going back to the list.
  * Letting go and freeing race: the owner stores DETACHED then looks for a
  * free bit; a freer sets its bit then reads the state (both sequentially
  * consistent), so at least one of them sees the other, and a CAS from
  * DETACHED (to OWNED by the owner, to PARTIAL by the freer) picks one.  A
- * PARTIAL run whose last block is freed becomes the class's spare, or is
- * freed on the list (its pages then go back to the kernel as any hole's).
+ * PARTIAL run whose last block is freed is freed on the list (its pages
+ * then go back to the kernel as any hole's).  Keeping one empty run per
+ * class instead cost more memory than it saved time in the churn.
  *
- * Locks: list_lock[class] guards a class's partial list and spare, and is a leaf:
+ * Locks: list_lock[class] guards a class's partial list, and is a leaf:
  * mems_lock may be held when it is taken, never taken under it.  Runs are
  * made and retired under mems_lock.  mems_finish makes sm_gen even and
  * waits until no fast path is active (each sets its thread record's flag
@@ -71,7 +73,6 @@
 #define RUN_TARGET 32u          /* blocks a run is sized for */
 #define RUN_PAGES_MAX 16u
 #define RUNS_MAX (1u << 22)
-#define SPARES 0
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -82,7 +83,7 @@
 #define MEMS_HAS_TSAN 0
 #endif
 
-enum { RUN_OWNED = 1, RUN_DETACHED, RUN_PARTIAL, RUN_SPARE, RUN_RETIRING };
+enum { RUN_OWNED = 1, RUN_DETACHED, RUN_PARTIAL, RUN_RETIRING };
 
 struct run {
 	uint32_t next, prev;       /* partial list (next: the slab's link) */
@@ -108,7 +109,7 @@ static struct {
 	_Atomic uint32_t *run_of;  /* per OS page of the span: its run or 0 */
 	size_t run_of_bytes;
 	uint64_t ps;
-	uint32_t partial[CLASSES], spare[CLASSES];   /* under list_lock[class] */
+	uint32_t partial[CLASSES];   /* under list_lock[class] */
 	uint32_t bytes[CLASSES];   /* run geometry per class */
 	uint16_t nblocks[CLASSES];
 } sm;
@@ -263,12 +264,10 @@ static uint32_t pop_partial(unsigned i)
 {
 	pthread_mutex_lock(&list_lock[i]);
 	uint32_t r = sm.partial[i];
-	if (r)
+	if (r) {
 		unlink_partial(r);
-	else if ((r = sm.spare[i]))
-		sm.spare[i] = 0;
-	if (r)
 		atomic_store(&run_at(r)->state, RUN_OWNED);
+	}
 	pthread_mutex_unlock(&list_lock[i]);
 	return r;
 }
@@ -333,9 +332,9 @@ static uint32_t new_run(unsigned i, unsigned g)
  * Freeing
  * ------------------------------------------------------------------- */
 
-/* Run r's last block was freed: keep it as the spare or give it back.
- * Called active (or under mems_lock); returns the run to give back to the
- * list once the caller has left its fast path, or 0. */
+/* Run r's last block was freed: take it off its partial list.  Called
+ * active (or under mems_lock); returns the run to give back to the list
+ * once the caller has left its fast path, or 0. */
 static uint32_t wholly_free(uint32_t r)
 {
 	struct run *R = run_at(r);
@@ -343,13 +342,8 @@ static uint32_t wholly_free(uint32_t r)
 	pthread_mutex_lock(&list_lock[R->cls]);
 	if (atomic_load(&R->state) == RUN_PARTIAL && all_free(R)) {
 		unlink_partial(r);
-		if (SPARES && !sm.spare[R->cls]) {
-			sm.spare[R->cls] = r;
-			atomic_store(&R->state, RUN_SPARE);
-		} else {
-			atomic_store(&R->state, RUN_RETIRING);
-			out = r;
-		}
+		atomic_store(&R->state, RUN_RETIRING);
+		out = r;
 	}
 	pthread_mutex_unlock(&list_lock[R->cls]);
 	return out;
@@ -627,7 +621,7 @@ int sm_start_locked(void)
 		uint64_t n = pages * sm.ps / size;
 		sm.nblocks[i] = (uint16_t)(n > RUN_BLOCKS ? RUN_BLOCKS : n);
 		sm.bytes[i] = (uint32_t)(pages * sm.ps);
-		sm.partial[i] = sm.spare[i] = 0;
+		sm.partial[i] = 0;
 	}
 	sm.run_of_bytes = (mems_g.span_size / sm.ps) * sizeof(uint32_t);
 	sm.run_of = os_map_meta(sm.run_of_bytes);
@@ -783,10 +777,6 @@ int sm_check_locked(char *why, size_t len)
 		if (st < RUN_OWNED || st > RUN_RETIRING) {
 			unlock_lists();
 			FAIL("run %u has state %u", r, st);
-		}
-		if ((st == RUN_SPARE) != (sm.spare[R->cls] == r)) {
-			unlock_lists();
-			FAIL("run %u: spare state and the spare slot disagree", r);
 		}
 	}
 	for (unsigned i = 0; i < CLASSES; i++)
