@@ -627,7 +627,9 @@ int sm_start_locked(void)
 	sm.run_of = os_map_meta(sm.run_of_bytes);
 	if (!sm.run_of)
 		return -1;
-	if (slab_init(&sm.runs, sizeof(struct run), RUNS_MAX) != 0) {
+	/* a run is at least a page: no more runs than pages in the span */
+	uint64_t pages = mems_g.span_size / sm.ps + 1;
+	if (slab_init(&sm.runs, sizeof(struct run), pages < RUNS_MAX ? (uint32_t)pages : RUNS_MAX) != 0) {
 		os_unmap((void *)sm.run_of, sm.run_of_bytes);
 		sm.run_of = NULL;
 		return -1;
