@@ -10,8 +10,8 @@
  * Bad calls (frees of addresses that are not blocks, gets outside
  * blocks) are mixed in: they must change nothing.
  *
- * Input: byte 0 picks the pager (uffd, kernel, or uffd with a resident
- * cap of 1 MiB); then each op is 4 bytes: opcode, slot, and a 16-bit
+ * Input: byte 0 picks the setting (uffd, kernel, uffd with a resident
+ * cap of 1 MiB, or uffd with small blocks in runs); then each op is 4 bytes: opcode, slot, and a 16-bit
  * argument.  Build and run with `make fuzz` (FUZZ_SECONDS=N, default 60);
  * the seed corpus is tests/fuzz-corpus/.
  */
@@ -61,6 +61,8 @@ static uint64_t held_bytes(const unsigned char *p)
 	mems_id s = fl_find_process(&mems_g.fl, (uint64_t)(p - (unsigned char *)mems_g.span));
 	if (!s)
 		die("a live block is not a PROCESS segment", -1);
+	if (fl_seg(&mems_g.fl, s)->held)            /* a block of a run (small.c) */
+		return mems_ptr_usable_size(p);
 	return fl_seg(&mems_g.fl, s)->end - fl_seg(&mems_g.fl, s)->start;
 }
 
@@ -91,21 +93,24 @@ static void after_op(void)
 		die("mems_check failed", -1);
 	struct mems_stats st;
 	mems_stats_get(&st);
-	if (st.bytes_in_use != model_bytes)
+	/* runs count whole in bytes_in_use, their blocks in small_bytes */
+	if (st.bytes_in_use - st.small_run_bytes + st.small_bytes != model_bytes)
 		die("bytes in use differ from the model", -1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	static const char *const pagers[] = { "uffd", "kernel", "uffd" };
+	/* uffd, kernel, uffd with a 1 MiB cap, uffd with small blocks in runs */
+	static const char *const pagers[] = { "uffd", "kernel", "uffd", "uffd" };
 	if (len < 1)
 		return 0;
-	int mode = data[0] % 3;
+	int mode = data[0] % 4;
 	mems_option_reset();
 	mems_option_set("pager", pagers[mode]);
 	mems_option_set("span_size", "256M");
 	mems_option_set("resident_max", mode == 2 ? "1M" : "0");
+	mems_option_set("small_runs", mode == 3 ? "1" : "0");
 	if (mems_try_init() != 0)
 		die("mems_try_init failed", -1);
 	memset(blk, 0, sizeof blk);
@@ -224,7 +229,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	after_op();
 	struct mems_stats st;
 	mems_stats_get(&st);
-	if (st.process_segments || st.bytes_in_use)
+	/* what is left is this thread's own (empty) runs */
+	if (st.process_segments != st.small_runs || st.bytes_in_use != st.small_run_bytes ||
+	    st.small_blocks)
 		die("blocks left after freeing all", -1);
 	close(fd);
 	mems_finish();
