@@ -16,6 +16,7 @@
  * the seed corpus is tests/fuzz-corpus/.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +95,12 @@ static void after_op(void)
 	struct mems_stats st;
 	mems_stats_get(&st);
 	/* runs count whole in bytes_in_use, their blocks in small_bytes */
-	if (st.bytes_in_use - st.small_run_bytes + st.small_bytes != model_bytes)
+	if (st.bytes_in_use - st.small_run_bytes + st.small_bytes != model_bytes) {
+		fprintf(stderr, "fuzz_mems: bytes in use %" PRIu64 " (runs %" PRIu64 ", their "
+			"blocks %" PRIu64 "), model %" PRIu64 "\n", st.bytes_in_use,
+			st.small_run_bytes, st.small_bytes, model_bytes);
 		die("bytes in use differ from the model", -1);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -199,7 +204,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 				else
 					mems_ptr_free(blk[k].p + 1 + arg % (blk[k].size - 1));
 			}
-			mems_free((void *)(uintptr_t)(arg * 11));
+			/* an arbitrary MeMS virtual address, unless it is a live
+			 * block's (then the free is a good one, which the model
+			 * would not know of: with runs, blocks are dense) */
+			uintptr_t va = (uintptr_t)arg * 11;
+			int live = 0;
+			for (int j = 0; j < SLOTS; j++)
+				if (blk[j].p && (uintptr_t)blk[j].p - (uintptr_t)mems_g.span + 1000 == va)
+					live = 1;
+			if (!live)
+				mems_free((void *)va);
 			dup2(fd, 2);
 			break;
 		case 8:                                      /* rewrite */
