@@ -469,7 +469,7 @@ void mems_free(void *v_ptr)
 	uint64_t off = v_to_off(v_ptr);
 	const char *why = NULL;
 	/* a block of the pointer API's runs (small.c), or a segment */
-	int rc = off < mems_g.fl.committed ? sm_free_locked(off, &why, 1) : 0;
+	int rc = sm_free_locked(off, &why, 1);
 	if (rc > 0) {
 		mems_lock_drop();
 		return;

@@ -125,18 +125,25 @@ static int live_get(const struct mems_pager *pg, uint64_t i)
 	return (atomic_load_explicit(&pg->live[i / 64], memory_order_acquire) >> (i % 64)) & 1;
 }
 
+/* The bits of word *lo / 64 that pages [*lo, hi) cover; *lo moves to the
+ * next word's first page (or hi).  For walking a page range a word at a
+ * time. */
+static uint64_t word_mask(uint64_t *lo, uint64_t hi)
+{
+	uint64_t b = *lo % 64, n = hi - *lo < 64 - b ? hi - *lo : 64 - b;
+	*lo += n;
+	return (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
+}
+
 /* Set (or clear) the live bits of pages [lo, hi). */
 static void live_set(struct mems_pager *pg, uint64_t lo, uint64_t hi, int on)
 {
 	while (lo < hi) {
-		uint64_t w = lo / 64, b = lo % 64;
-		uint64_t n = hi - lo < 64 - b ? hi - lo : 64 - b;
-		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
+		uint64_t w = lo / 64, mask = word_mask(&lo, hi);
 		if (on)
 			atomic_fetch_or_explicit(&pg->live[w], mask, memory_order_release);
 		else
 			atomic_fetch_and_explicit(&pg->live[w], ~mask, memory_order_release);
-		lo += n;
 	}
 }
 
@@ -845,10 +852,8 @@ void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
 	live_set(pg, lo, hi, 1);
 	/* in use again: a later free starts its purge delay afresh */
 	for (uint64_t i = lo; i < hi;) {
-		uint64_t w = i / 64, b = i % 64;
-		uint64_t n = hi - i < 64 - b ? hi - i : 64 - b;
-		pg->seen[w] &= ~((n == 64 ? ~0ull : ((1ull << n) - 1)) << b);
-		i += n;
+		uint64_t w = i / 64;
+		pg->seen[w] &= ~word_mask(&i, hi);
 	}
 }
 

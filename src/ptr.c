@@ -159,7 +159,7 @@ void mems_ptr_free(void *p)
 	if (rc == 0) {
 		int took = lock();
 		uint64_t off = p_to_off(p);
-		rc = off < mems_g.fl.committed ? sm_free_locked(off, &why, took) : 0;
+		rc = sm_free_locked(off, &why, took);
 		if (rc == 0) {
 			why = mems_classify_free(off, &s);
 			if (!why)
@@ -184,7 +184,7 @@ size_t mems_ptr_usable_size(const void *p)
 	const char *why;
 	int took = lock();
 	uint64_t off = p_to_off(p);
-	size_t small = off < mems_g.fl.committed ? sm_block_size_locked(off, &why) : 0;
+	size_t small = sm_block_size_locked(off, &why);
 	if (small)
 		n = small == SIZE_MAX ? 0 : small;
 	else if (!mems_classify_free(off, &s))
@@ -227,7 +227,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 	mems_lock_take();
 	uint64_t off = p_to_off(p);
 	const char *why = NULL;
-	size_t small = off < mems_g.fl.committed ? sm_block_size_locked(off, &why) : 0;
+	size_t small = sm_block_size_locked(off, &why);
 	if (small && small != SIZE_MAX) {
 		/* a block of a run keeps its size class: move it */
 		mems_lock_drop();

@@ -272,6 +272,18 @@ static uint32_t pop_partial(unsigned i)
 	return r;
 }
 
+/* A DETACHED run with a free block goes on its partial list, unless its
+ * owner took it back first (the CAS picks one of the two). */
+static void enlist(uint32_t r)
+{
+	struct run *R = run_at(r);
+	pthread_mutex_lock(&list_lock[R->cls]);
+	uint8_t e = RUN_DETACHED;
+	if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
+		push_partial(r);
+	pthread_mutex_unlock(&list_lock[R->cls]);
+}
+
 /* ---------------------------------------------------------------------
  * Making and retiring runs (mems_lock held)
  * ------------------------------------------------------------------- */
@@ -379,11 +391,7 @@ static int free_block(uint64_t off, const char **why, uint32_t *retire)
 	}
 	uint8_t st = atomic_load(&R->state);
 	if (st == RUN_DETACHED) {
-		pthread_mutex_lock(&list_lock[R->cls]);
-		uint8_t e = RUN_DETACHED;
-		if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
-			push_partial(r);
-		pthread_mutex_unlock(&list_lock[R->cls]);
+		enlist(r);
 		st = atomic_load(&R->state);
 	}
 	if (st == RUN_PARTIAL && all_free(R))
@@ -408,13 +416,8 @@ static void let_go(uint32_t r)
 {
 	struct run *R = run_at(r);
 	atomic_store(&R->state, RUN_DETACHED);
-	if (!any_free(R))
-		return;                  /* the next free puts it on the list */
-	pthread_mutex_lock(&list_lock[R->cls]);
-	uint8_t e = RUN_DETACHED;
-	if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
-		push_partial(r);
-	pthread_mutex_unlock(&list_lock[R->cls]);
+	if (any_free(R))
+		enlist(r);               /* else the next free puts it there */
 }
 
 static void thread_gone(void *arg)
@@ -429,9 +432,7 @@ static void thread_gone(void *arg)
 		for (unsigned i = 0; i < CLASSES; i++)
 			if (th->cur[i]) {
 				let_go(th->cur[i]);
-				if (all_free(run_at(th->cur[i])) &&
-				    atomic_load(&run_at(th->cur[i])->state) == RUN_PARTIAL &&
-				    (out[n] = wholly_free(th->cur[i])))
+				if ((out[n] = wholly_free(th->cur[i])))
 					n++;
 			}
 	for (unsigned k = 0; k < n; k++)
@@ -551,10 +552,6 @@ int sm_free(void *p, const char **why)
 	int rc = free_block((uintptr_t)p - (uintptr_t)mems_g.span, why, &out);
 	leave(th);
 	if (out) {
-		/* libc freeing from inside one of our calls holds mems_lock: the
-		 * run then stays RETIRING, out of every list, until finish */
-		if (mems_lock_held())
-			return rc;
 		mems_lock_take();
 		retire_locked(out, g);
 		mems_lock_drop();

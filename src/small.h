@@ -14,7 +14,8 @@
  * no record, the list is out of memory: the slow path then says why).
  * sm_free: 1 when p was a small block and is freed, 0 when p is not in a
  * run (the slow path looks at it), -1 when p is in a run but is not an
- * allocated block (*why says what it is). */
+ * allocated block (*why says what it is).  Never with mems_lock held (it
+ * may take it to give an emptied run back): use sm_free_locked then. */
 void *sm_malloc(size_t size, int zero);
 int sm_free(void *p, const char **why);
 

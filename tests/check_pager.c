@@ -196,6 +196,13 @@ START_TEST(sparse_touch_populates_only_what_is_touched)
 }
 END_TEST
 
+/* Wait (up to 5 s, for a loaded machine) until cond holds. */
+#define WAIT_UNTIL(cond)                                                       \
+	do {                                                                   \
+		for (int ms_ = 0; !(cond) && ms_ < 5000; ms_ += 10)            \
+			usleep(10000);                                         \
+	} while (0)
+
 static void shuffle(size_t *v, size_t n, uint64_t seed)
 {
 	for (size_t i = 0; i < n; i++)
@@ -409,11 +416,7 @@ START_TEST(purge_happens_after_the_delay_and_spares_reused_pages)
 	ck_assert_uint_eq(t_stats().pages_released, 0);
 	/* the purge thread gives the rest back with no further call: one to
 	 * two delays after the free (allow for a loaded machine) */
-	int waited = 0;
-	while (t_stats().pages_touched != 32 && waited < 5000) {
-		usleep(10000);
-		waited += 10;
-	}
+	WAIT_UNTIL(t_stats().pages_touched == 32);
 	ck_assert_uint_eq(t_stats().pages_touched, 32);   /* b only */
 	ck_assert_uint_eq(t_stats().pages_released, 32);
 	ck_assert_touched_exact();
@@ -440,11 +443,7 @@ START_TEST(every_freed_range_goes_back_after_the_delay)
 	for (int i = 0; i < N; i++)
 		mems_ptr_free(blk[i]);
 	ck_assert_uint_eq(t_stats().pages_released, 0);
-	int waited = 0;
-	while (t_stats().pages_released < N && waited < 5000) {
-		usleep(10000);
-		waited += 10;
-	}
+	WAIT_UNTIL(t_stats().pages_released >= N);
 	/* 3000 separate ranges, none forgotten, and the guards untouched */
 	ck_assert_uint_eq(t_stats().pages_released, N);
 	ck_assert_uint_eq(t_stats().pages_touched, touched - N);
