@@ -179,6 +179,7 @@ int mems_init_locked(void)
 		.swap = swap,
 		.fifo = !strcmp(opt_choice(OPT_EVICT_POLICY), "fifo"),
 	};
+	sm_register_barrier();
 	if (pager_start(&mems_g.pg, &cf, mems_g.span, span) != 0) {
 		mems_diag("no pager: %s", mems_g.pg.reason);
 		goto fail;

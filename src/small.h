@@ -28,6 +28,7 @@ int sm_free_locked(uint64_t off, const char **why, int may_retire);
  * -1 (as SIZE_MAX) with *why if it is in a run but not an allocated block. */
 size_t sm_block_size_locked(uint64_t off, const char **why);
 
+void sm_register_barrier(void);    /* at init, before any thread starts */
 int sm_start_locked(void);         /* at init: 0, or -1 with errno */
 void sm_stop_locked(void);         /* at finish, before the span goes */
 void sm_fork_prepare(void);        /* after mems_lock */
