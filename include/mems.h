@@ -150,6 +150,10 @@ struct mems_stats {
 	uint64_t small_blocks;     /* blocks allocated in them */
 	uint64_t small_bytes;      /* those blocks' bytes */
 	uint64_t small_run_bytes;  /* the runs' bytes */
+	/* pages populated by the allocating thread, not by a fault: every
+	 * block in uffd-user mode, blocks and runs up to MEMS_POPULATE bytes
+	 * otherwise; included in pages_populated */
+	uint64_t pages_prepopulated;
 };
 
 /* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */

@@ -23,6 +23,10 @@ struct mems_state {
 	/* MEMS_PURGE_DELAY: wholly free pages are given back one to two times
 	 * this long after they became free (0 at once, -1 never; purge.c) */
 	int64_t purge_delay_ns;
+	/* MEMS_POPULATE: pointer-API blocks and runs of up to this many bytes
+	 * are populated by the allocating thread (uffd mode without a cap
+	 * only; else 0) */
+	uint64_t populate_max;
 };
 
 /* The allocator lock: protects mems_g.ready, .span and .fl.  Taken before
@@ -44,10 +48,15 @@ int mems_lock_try(void);
 /* Under mems_lock: */
 int mems_init_locked(void);                     /* 0, or -1 with errno */
 /* Carve size bytes aligned to align out of the list: 0 and *off, or an
- * errno value. */
-int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *off);
+ * errno value.  When no hole fits, a new main node is appended: of exactly
+ * the pages needed with MEMS_NODE_EXACT (the seed API's rule), else of at
+ * least an eighth of the committed span (64 KiB to 4 MiB; the rest a
+ * HOLE), so that a growing heap takes few nodes and mprotect calls. */
+#define MEMS_NODE_EXACT 1
+int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *off, unsigned flags);
 /* The same, also giving the segment. */
-int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *off, mems_id *seg);
+int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *off, mems_id *seg,
+			  unsigned flags);
 void mems_free_locked(mems_id seg);
 int mems_shrink_locked(mems_id seg, uint64_t size);   /* 0, or -1 */
 int mems_grow_locked(mems_id seg, uint64_t size);     /* 0, or -1 */
@@ -58,6 +67,10 @@ const char *mems_classify_free(uint64_t off, mems_id *seg);
 /* Outside mems_lock, on a block just allocated: zero it if asked (sparing
  * pages the pager will populate with zeros) and populate it in uffd-user
  * mode.  0, or -1 with errno = ENOMEM (the block is freed). */
+/* MEMS_POPULATE: populate [off, off+size), a block just allocated (or
+ * grown) by the pointer API, from this thread if it is small enough.
+ * Best effort: what it cannot populate is faulted in as usual. */
+void mems_populate_ahead(uint64_t off, uint64_t size);
 int mems_block_ready(uint64_t off, uint64_t size, int zero);
 
 void mems_maybe_abort(void);

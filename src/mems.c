@@ -118,6 +118,7 @@ static void fork_child(void)
 	purge_fork_child();
 	if (mems_g.ready)
 		pager_fork_child(&mems_g.pg);
+	mems_g.populate_max = 0;        /* kernel mode now: nothing to populate */
 	sm_fork_child_locked();
 	mems_lock_drop();
 }
@@ -194,6 +195,10 @@ int mems_init_locked(void)
 	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
 	int64_t delay = opt_int(OPT_PURGE_DELAY);
 	mems_g.purge_delay_ns = cf.cap ? 0 : delay < 0 ? -1 : delay * 1000000;
+	/* a fault's round trip to the handler costs 20-100 us here, the
+	 * ioctl from the allocating thread 1-2 us a page (PERFORMANCE.md) */
+	mems_g.populate_max = mems_g.pg.mode == MEMS_PAGER_UFFD && !cf.cap
+				      ? (uint64_t)opt_int(OPT_POPULATE) : 0;
 	if (sm_start_locked() != 0) {
 		int e = errno;
 		mems_diag("cannot map the runs of small blocks: %s", mems_strerror(e));
@@ -255,13 +260,28 @@ static uint64_t round_up(uint64_t x, uint64_t a)
 	return (x + a - 1) / a * a;
 }
 
-int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp)
+int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp, unsigned flags)
 {
 	mems_id s;
-	return mems_alloc_seg_locked(size, align, offp, &s);
+	return mems_alloc_seg_locked(size, align, offp, &s, flags);
 }
 
-int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *offp, mems_id *segp)
+/* The bytes of a new node for need bytes (see internal.h) */
+static uint64_t node_bytes(uint64_t need, unsigned flags)
+{
+	uint64_t bytes = round_up(need, MEMS_PAGE_SIZE);
+	if (flags & MEMS_NODE_EXACT)
+		return bytes;
+	uint64_t least = mems_g.fl.committed / 8;
+	least = least < (64 << 10) ? 64 << 10 : least > (4 << 20) ? 4 << 20 : least;
+	least = round_up(least, MEMS_PAGE_SIZE);
+	if (bytes < least && least <= mems_g.span_size - mems_g.fl.committed)
+		bytes = least;
+	return bytes;
+}
+
+int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *offp, mems_id *segp,
+			  unsigned flags)
 {
 	struct mems_fl *fl = &mems_g.fl;
 	uint64_t at = 0;
@@ -280,10 +300,10 @@ int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *offp, mems_id
 	}
 	int grew = 0;
 	if (!h) {
-		/* a new node of ceil(size / page) pages; node starts are page
-		 * aligned, so only larger alignments need more */
+		/* a new node of at least ceil(size / page) pages; node starts
+		 * are page aligned, so only larger alignments need more */
 		uint64_t need = size + (align > MEMS_PAGE_SIZE ? align - MEMS_PAGE_SIZE : 0);
-		uint64_t bytes = round_up(need, MEMS_PAGE_SIZE);
+		uint64_t bytes = node_bytes(need, flags);
 		uint64_t off = fl->committed;
 		if (bytes > mems_g.span_size - off)
 			return ENOMEM;
@@ -347,6 +367,15 @@ int mems_block_ready(uint64_t off, uint64_t size, int zero)
 		return -1;
 	}
 	return 0;
+}
+
+void mems_populate_ahead(uint64_t off, uint64_t size)
+{
+	if (size > mems_g.populate_max)
+		return;
+	int saved = errno;
+	pager_populate(&mems_g.pg, off, size);
+	errno = saved;
 }
 
 /* Give back every OS page wholly inside hole h, and forget it is live. */
@@ -440,7 +469,7 @@ void *mems_malloc(size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	int err = mems_alloc_locked(size, 1, &off);
+	int err = mems_alloc_locked(size, 1, &off, MEMS_NODE_EXACT);
 	mems_lock_drop();
 	if (err) {
 		mems_g.failed_allocs++;

@@ -50,6 +50,7 @@ static const struct opt_def {
 	[OPT_FAIL] = { "fail", K_STRING, 0, 0, 0, NULL, 0 },
 	[OPT_PURGE_DELAY] = { "purge_delay", K_INT, 0, -1, 60000, NULL, 0 },
 	[OPT_SMALL_RUNS] = { "small_runs", K_BOOL, 0, 0, 1, NULL, 0 },
+	[OPT_POPULATE] = { "populate", K_SIZE, 0, 4096, 1ll << 30, NULL, 1 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -62,6 +63,7 @@ static atomic_int loaded;
 /* Defined in preload.c only: libmems-preload.so's own defaults. */
 extern const int mems_preload_library __attribute__((weak, visibility("hidden")));
 #define PRELOAD_PURGE_DELAY 100   /* ms: see docs/PERFORMANCE.md */
+#define PRELOAD_POPULATE (64 << 10) /* bytes: see docs/PERFORMANCE.md */
 
 static int64_t def_of(int i)
 {
@@ -69,6 +71,8 @@ static int64_t def_of(int i)
 		return PRELOAD_PURGE_DELAY;
 	if (i == OPT_SMALL_RUNS && &mems_preload_library)
 		return 1;
+	if (i == OPT_POPULATE && &mems_preload_library)
+		return PRELOAD_POPULATE;
 	return defs[i].def;
 }
 
@@ -137,13 +141,18 @@ static int parse_choice(const struct opt_def *d, const char *s, int64_t *out)
 	return -1;
 }
 
+static int render(const struct opt_def *d, int64_t v, char *buf, size_t len);
+
 static const char *expected(const struct opt_def *d, char *buf, size_t len)
 {
+	char lo[32], hi[32];
 	switch (d->kind) {
 	case K_SIZE:
-		snprintf(buf, len, "%sa size from %" PRId64 "M to %" PRId64 "T "
+		render(d, d->min, lo, sizeof lo);
+		render(d, d->max, hi, sizeof hi);
+		snprintf(buf, len, "%sa size from %s to %s "
 			 "(a number with an optional K, M, G or T suffix)",
-			 d->zero_ok ? "0 (off) or " : "", d->min >> 20, d->max >> 40);
+			 d->zero_ok ? "0 (off) or " : "", lo, hi);
 		break;
 	case K_INT:
 		snprintf(buf, len, "an integer from %" PRId64 " to %" PRId64, d->min, d->max);

@@ -20,6 +20,7 @@ enum mems_opt {
 	OPT_FAIL,             /* fault injection, tests (fail.c)      (init) */
 	OPT_PURGE_DELAY,      /* ms before free pages go back (-1 never) (init) */
 	OPT_SMALL_RUNS,       /* small blocks in runs (pointer API)   (init) */
+	OPT_POPULATE,         /* blocks up to this populated at malloc (init) */
 	OPT_COUNT
 };
 

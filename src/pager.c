@@ -12,6 +12,7 @@
  * previous window of a stream doubles that stream's window, up to `window`
  * pages (MEMS_FAULT_AROUND); any other fault starts a new stream with a
  * window of one page, so sparse access costs no extra resident memory.
+ * A fault just below a stream's first page continues it downwards.
  * Four streams are followed at once, so a few threads filling their own
  * buffers each keep their window.  Write faults are resolved with
  * UFFDIO_COPY from a buffer of zeros (the page is then writable at once),
@@ -231,17 +232,29 @@ int pager_copy_in(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *sr
 }
 
 /* The fault-around window for a fault on page pi: the stream that ended
- * just before pi doubles its window; otherwise a new stream of one page. */
-static uint32_t stream_window(struct mems_pager *pg, uint64_t pi, uint32_t max)
+ * just before pi doubles its window; otherwise a new stream of one page.
+ * With back, a stream that began just after pi doubles its window too, and
+ * *back is its index + 1 (a buffer filled from its end down, as sort(1)
+ * fills its line table), else 0. */
+static uint32_t stream_window(struct mems_pager *pg, uint64_t pi, uint32_t max, unsigned *back)
 {
 	unsigned n = sizeof pg->streams / sizeof pg->streams[0];
-	for (unsigned i = 0; i < n; i++)
-		if (pg->streams[i].win && pg->streams[i].end == pi) {
+	if (back)
+		*back = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (!pg->streams[i].win)
+			continue;
+		int fwd = pg->streams[i].end == pi;
+		if (fwd || (back && pg->streams[i].start == pi + 1)) {
 			uint32_t w = pg->streams[i].win * 2;
+			if (!fwd)
+				*back = i + 1;
 			return pg->streams[i].win = w > max ? max : w;
 		}
+	}
 	unsigned i = pg->next_stream++ % n;
 	pg->streams[i].win = 1;
+	pg->streams[i].start = pi;
 	pg->streams[i].end = pi;
 	return 1;
 }
@@ -295,7 +308,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		if (pg->ev) {
 			/* writes stream through clean pages as reads do through
 			 * missing ones: the same adaptive window */
-			uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
+			uint32_t w = stream_window(pg, pi, atomic_load(&pg->window), NULL);
 			n = evict_wp_fault(pg, pi, w);
 			stream_advance(pg, pi, pi + n);
 		} else {
@@ -318,7 +331,8 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		return 1;
 	}
 	pg->faults++;
-	uint32_t w = stream_window(pg, pi, atomic_load(&pg->window));
+	unsigned back;
+	uint32_t w = stream_window(pg, pi, atomic_load(&pg->window), pg->ev ? NULL : &back);
 	if (w > room)
 		w = (uint32_t)room;
 	if (pg->ev && evict_swapped(pg, pi)) {
@@ -329,6 +343,23 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		return 0;
 	}
 	uint64_t blo = pi, bhi = pi + 1;
+	if (!pg->ev && back) {
+		/* a stream going down: the window ends at pi */
+		uint64_t lo = pi;
+		while (pi - lo + 1 < w && lo > 0 && !bit_get(pg, lo - 1) && live_get(pg, lo - 1))
+			lo--;
+		pg->streams[back - 1].start = lo;
+		int woke;
+		int err = populate_run(pg, lo, pi + 1 - lo, write, &woke);
+		if (!err)
+			trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, lo, pi + 1 - lo, tid, t_read);
+		else if (!atomic_exchange(&pg->error_reported, 1))
+			mems_diag("pager: cannot populate page at %p: %s", (void *)(uintptr_t)addr,
+				  mems_strerror(err));
+		if (!woke)
+			pager_wake(pg, pi);
+		return 0;
+	}
 	if (w == 1 && !pg->ev) {
 		uint64_t b = dense_block(pg, pi);
 		blo = pi & ~(b - 1);
@@ -889,8 +920,10 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
 	uint64_t lo = off / pg->ps, hi = (off + len + pg->ps - 1) / pg->ps;
 	int err = 0;
+	uint64_t t0 = trace_active() ? trace_now() : 0;
 
 	pthread_mutex_lock(&pg->lock);
+	uint64_t before = pg->touched;
 	for (uint64_t i = lo; i < hi && !err;) {
 		if (bit_get(pg, i)) {
 			i++;
@@ -903,6 +936,11 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
 		err = populate_run(pg, i, j - i, 1, &woke);
 		i = j;
 	}
+	uint64_t n = pg->touched - before;
+	pg->prepopulated += n;
+	if (n && t0)
+		trace_event(t0, TRACE_ALLOC, lo * pg->ps, (uint32_t)n, (uint32_t)syscall(SYS_gettid),
+			    (uint32_t)(trace_now() - t0), pg->touched, atomic_load(&pg->committed) / pg->ps);
 	pthread_mutex_unlock(&pg->lock);
 	if (err) {
 		errno = err;
@@ -915,7 +953,7 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
  * has counted what it populated, so a thread that reads the counters right
  * after its fault must wait for the handler to finish. */
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
-		    uint64_t *populated, uint64_t *released)
+		    uint64_t *populated, uint64_t *released, uint64_t *prepopulated)
 {
 	pthread_mutex_lock(&pg->lock);
 	if (uses_bitmap(pg)) {
@@ -927,6 +965,7 @@ void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
 	*faults = pg->faults;
 	*populated = pg->populated;
 	*released = pg->released;
+	*prepopulated = pg->prepopulated;
 	pthread_mutex_unlock(&pg->lock);
 }
 

@@ -22,7 +22,8 @@ struct mems_pager {
 	_Atomic uint32_t window;   /* fault-around maximum, pages */
 	uint64_t spin_ns;          /* read on this long after a batch */
 	int thread_ids;            /* faults carry the faulting thread's id */
-	struct { uint64_t end; uint32_t win; } streams[4]; /* handler only */
+	/* fault-around streams, the handler's only: [start, end) populated */
+	struct { uint64_t start, end; uint32_t win; } streams[4];
 	unsigned next_stream;
 	/* Protected by lock: the resident bitmap and the populate/release
 	 * operations that keep it equal to what the kernel has. */
@@ -39,6 +40,7 @@ struct mems_pager {
 	void *zeros;               /* window pages of zeros, source of UFFDIO_COPY */
 	size_t zeros_bytes;
 	_Atomic uint64_t touched, faults, populated, released;
+	_Atomic uint64_t prepopulated;  /* by pager_populate: no fault */
 	_Atomic int error_reported, release_reported;
 	/* The resident cap (evict.c); NULL when there is none. */
 	struct mems_evict *ev;
@@ -87,15 +89,17 @@ void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len);
  * ones found so now.  A page allocated meanwhile (pager_mark_live) starts
  * afresh.  Returns how many pages wait for the next scan. */
 uint64_t pager_purge_scan(struct mems_pager *pg);
-/* Populate every missing page over [off, off+len) now (user-mode-only
- * mode, where the kernel cannot fault them in for a system call). */
+/* Populate every missing page over [off, off+len) now, from the calling
+ * thread (user-mode-only mode, where the kernel cannot fault them in for a
+ * system call; MEMS_POPULATE, where a fault's round trip costs more than
+ * the ioctl).  Counted in prepopulated, traced as TRACE_ALLOC. */
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* OS page pi is known not to be resident (it will read as zero when first
  * touched).  Only meaningful for a page inside a live block. */
 int pager_page_fresh(struct mems_pager *pg, uint64_t pi);
 /* Resident pages of the committed span, and the event counters. */
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
-		    uint64_t *populated, uint64_t *released);
+		    uint64_t *populated, uint64_t *released, uint64_t *prepopulated);
 
 void pager_evict_counters(struct mems_pager *pg, struct pager_evict_counters *c);
 

@@ -81,12 +81,13 @@ static void *alloc(size_t size, size_t align, int zero)
 			return p;
 		mems_lock_take();
 	}
-	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off);
+	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off, 0);
 	mems_lock_drop();
 	if (err)
 		return failed(err);
 	if (mems_block_ready(off, grain(size), zero) != 0)
 		return NULL;
+	mems_populate_ahead(off, grain(size));
 	errno = saved;
 	return mems_g.span + off;
 }
@@ -268,16 +269,19 @@ void *mems_ptr_realloc(void *p, size_t size)
 			mems_lock_drop();
 			return failed(ENOMEM);
 		}
+		if (want <= mems_g.populate_max)
+			mems_populate_ahead(off + have, want - have);
 		errno = saved;
 		return p;
 	}
 	uint64_t noff;
-	int err = mems_alloc_locked(want, GRAIN, &noff);
+	int err = mems_alloc_locked(want, GRAIN, &noff, 0);
 	mems_lock_drop();
 	if (err)
 		return failed(err);
 	if (mems_block_ready(noff, want, 0) != 0)
 		return NULL;
+	mems_populate_ahead(noff, want);
 	memcpy(mems_g.span + noff, p, have);
 	mems_ptr_free(p);
 	errno = saved;

@@ -294,7 +294,7 @@ static uint32_t make_run(unsigned i)
 	mems_id s;
 	int saved = errno;
 
-	if (mems_alloc_seg_locked(sm.bytes[i], sm.ps, &off, &s) != 0) {
+	if (mems_alloc_seg_locked(sm.bytes[i], sm.ps, &off, &s, 0) != 0) {
 		errno = saved;
 		return 0;
 	}
@@ -333,10 +333,13 @@ static void free_run(uint32_t r)
 static uint32_t new_run(unsigned i, unsigned g)
 {
 	uint32_t r = 0;
+	uint64_t off = 0;
 	mems_lock_take();
-	if (atomic_load(&sm_gen) == g && mems_g.ready)
-		r = make_run(i);
+	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0)
+		off = run_at(r)->start;
 	mems_lock_drop();
+	if (r)
+		mems_populate_ahead(off, sm.bytes[i]);  /* as a block of its size */
 	return r;
 }
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define MEMS_TRACE_MAGIC "MEMSTRC"     /* 8 bytes with its NUL */
-#define MEMS_TRACE_VERSION 1
+#define MEMS_TRACE_VERSION 2     /* 2 added TRACE_ALLOC; 1 is read too */
 
 enum {
 	TRACE_READ = 1,     /* missing fault, read: zero page mapped */
@@ -16,7 +16,8 @@ enum {
 	TRACE_EVICT = 5,    /* dirty pages written to the store and dropped */
 	TRACE_PAGEIN = 6,   /* missing fault on evicted pages: read back in */
 	TRACE_DROP = 7,     /* clean pages dropped (their copy is in the store) */
-	TRACE_KIND_MAX = 7
+	TRACE_ALLOC = 8,    /* pages populated by the allocating thread, no fault */
+	TRACE_KIND_MAX = 8
 };
 
 struct mems_trace_header {         /* 64 bytes, little endian */

@@ -182,6 +182,32 @@ START_TEST(sequential_first_touch_needs_few_faults)
 }
 END_TEST
 
+/* Filled from its end down (as sort(1) fills its line table), a buffer
+ * takes as few faults as filled upwards; sparse, downwards, a page a fault. */
+START_TEST(a_buffer_filled_downwards_needs_few_faults)
+{
+	start("uffd");
+	size_t ps = os_page_size(), n = 16384;
+	char *p = mems_get(mems_malloc(n * ps));
+	for (size_t i = n; i-- > 0;)
+		p[i * ps] = (char)i;
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.pages_touched, n);
+	ck_assert_uint_le(st.faults, n / 256 + 16);
+	ck_assert_touched_exact();
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(p[i * ps], (char)i);
+	char *q = mems_get(mems_malloc(n * ps));
+	uint64_t before = st.pages_touched, faults = st.faults, k = 0;
+	for (size_t i = n; i >= 97; i -= 97, k++)
+		q[(i - 1) * ps] = 1;
+	st = t_stats();
+	ck_assert_uint_eq(st.pages_touched - before, k);
+	ck_assert_uint_eq(st.faults - faults, k);
+	ck_assert_touched_exact();
+}
+END_TEST
+
 START_TEST(sparse_touch_populates_only_what_is_touched)
 {
 	start("uffd");
@@ -477,6 +503,7 @@ Suite *pager_suite(void)
 	tcase_add_loop_test(tc, touched_equals_mincore_through_every_kind_of_touch, 0, 3);
 	tcase_add_test(tc, handler_that_never_spins_works_the_same);
 	tcase_add_test(tc, sequential_first_touch_needs_few_faults);
+	tcase_add_test(tc, a_buffer_filled_downwards_needs_few_faults);
 	tcase_add_test(tc, sparse_touch_populates_only_what_is_touched);
 	tcase_add_test(tc, window_is_clipped_to_committed_memory);
 	tcase_add_test(tc, fault_around_adapts_to_random_access);

@@ -271,7 +271,7 @@ START_TEST(blocks_really_are_mems_blocks)
 }
 END_TEST
 
-START_TEST(preload_defaults_to_a_100_ms_purge_and_small_runs)
+START_TEST(preload_defaults_to_a_100_ms_purge_small_runs_and_populate)
 {
 	/* libmems gives pages back on every free (the assignment's contract);
 	 * the malloc replacement waits 100 ms (docs/PERFORMANCE.md) */
@@ -294,6 +294,16 @@ START_TEST(preload_defaults_to_a_100_ms_purge_and_small_runs)
 	free(r.out); free(r.err);
 	mems_option_get("small_runs", buf, sizeof buf);
 	ck_assert_str_eq(buf, "0");
+	/* and blocks of up to 64 KiB populated at malloc, not faulted in */
+	r = run("MEMS_STATS_ON_EXIT=0 $WORK/preload_edge --option populate", 1, 0);
+	ck_assert_str_eq(r.out, "populate=64K\n");
+	free(r.out); free(r.err);
+	r = run("MEMS_STATS_ON_EXIT=0 MEMS_POPULATE=1k $WORK/preload_edge --option populate", 1, 0);
+	ck_assert_str_eq(r.out, "populate=64K\n");
+	ck_assert_ptr_nonnull(strstr(r.err, "MEMS_POPULATE=\"1k\": expected 0 (off) or a size from 4K to 1G"));
+	free(r.out); free(r.err);
+	mems_option_get("populate", buf, sizeof buf);
+	ck_assert_str_eq(buf, "0");
 }
 END_TEST
 
@@ -305,7 +315,7 @@ Suite *preload_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
-	tcase_add_test(tc, preload_defaults_to_a_100_ms_purge_and_small_runs);
+	tcase_add_test(tc, preload_defaults_to_a_100_ms_purge_small_runs_and_populate);
 	int n = (int)(sizeof progs / sizeof progs[0]);
 	tcase_add_loop_test(tc, real_program_as_root, 0, n);
 	tcase_add_loop_test(tc, real_program_as_ordinary_user, 0, n);

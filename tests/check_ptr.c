@@ -2,6 +2,7 @@
  * check_ptr.c - the pointer API.
  */
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "testutil.h"
 #include "boot.h"
@@ -287,6 +288,130 @@ START_TEST(threads_use_the_pointer_api)
 }
 END_TEST
 
+/* MEMS_POPULATE: blocks (and runs) of up to that many bytes are populated
+ * by the allocating thread, with no fault; larger ones, the seed API's
+ * and every block in kernel mode are left to the faults.  _i: 0 uffd, 1
+ * uffd with small runs, 2 kernel, 3 uffd with the option 0, 4 uffd under
+ * a resident cap (no pre-population there: it would not ask for room). */
+START_TEST(populate_option_populates_blocks_at_malloc)
+{
+	size_t ps = os_page_size();
+	ck_assert_int_eq(mems_option_set("populate", _i == 3 ? "0" : "64K"), 0);
+	ck_assert_int_eq(mems_option_set("small_runs", _i == 1 ? "1" : "0"), 0);
+	if (_i == 4)
+		ck_assert_int_eq(mems_option_set("resident_max", "64M"), 0);
+	setup_mode(_i == 2 ? 2 : 0);
+	int on = _i < 2;
+
+	struct mems_stats a = t_stats();
+	ck_assert_uint_eq(a.pages_prepopulated, 0);
+	unsigned char *b = mems_ptr_malloc(3 * ps);          /* 3 pages, page aligned */
+	struct mems_stats s1 = t_stats();
+	ck_assert_uint_eq(s1.pages_touched - a.pages_touched, on ? 3 : 0);
+	ck_assert_uint_eq(s1.pages_prepopulated, on ? 3 : 0);
+	ck_assert_touched_exact();
+	for (size_t i = 0; i < 3 * ps; i += 512)               /* fresh: zeros */
+		ck_assert_int_eq(b[i], 0);
+	memset(b, 1, 3 * ps);
+	struct mems_stats s2 = t_stats();
+	if (on)                      /* no fault for a populated block */
+		ck_assert_uint_eq(s2.faults, s1.faults);
+	else if (_i != 2)
+		ck_assert_uint_gt(s2.faults, s1.faults);
+
+	unsigned char *big = mems_ptr_malloc(128 << 10);     /* over 64K: faults */
+	ck_assert_uint_eq(t_stats().pages_touched, s2.pages_touched);
+	big[0] = 1;
+	ck_assert_uint_ge(t_stats().pages_touched, s2.pages_touched + 1);
+	void *v = mems_malloc(2 * ps);                        /* seed API: faults */
+	struct mems_stats s3 = t_stats();
+	ck_assert_uint_eq(s3.pages_prepopulated, s1.pages_prepopulated);
+
+	/* a block grown in place, up to the limit: the growth is populated */
+	unsigned char *g = mems_ptr_malloc(ps);
+	struct mems_stats s4 = t_stats();
+	ck_assert_ptr_eq(mems_ptr_realloc(g, 4 * ps), g);
+	ck_assert_uint_eq(t_stats().pages_prepopulated - s4.pages_prepopulated, on ? 3 : 0);
+
+	if (_i == 1) {              /* a new run is populated whole */
+		struct mems_stats s5 = t_stats();
+		char *x = mems_ptr_malloc(100);
+		struct mems_stats s6 = t_stats();
+		ck_assert_uint_eq(s6.small_runs, s5.small_runs + 1);
+		ck_assert_uint_eq(s6.pages_prepopulated - s5.pages_prepopulated,
+				  s6.small_run_bytes / ps);
+		x[0] = 1;
+		ck_assert_uint_eq(t_stats().faults, s6.faults);
+		mems_ptr_free(x);
+	}
+	/* the stats say so, printed and in JSON */
+	char *out = t_capture_stats();
+	ck_assert_int_eq(strstr(out, "Populated at malloc:\t") != NULL, on);
+	free(out);
+	char js[8192];
+	ck_assert_int_lt(mems_stats_json(js, sizeof js), (int)sizeof js);
+	ck_assert_ptr_nonnull(strstr(js, "\"pages_prepopulated\":"));
+	ck_assert_int_eq(mems_check(), 0);
+	mems_ptr_free(b);
+	mems_ptr_free(big);
+	mems_ptr_free(g);
+	mems_free(v);
+	ck_assert_touched_exact();
+}
+END_TEST
+
+/* A fork child runs on the kernel's paging: nothing left to populate. */
+START_TEST(populate_in_a_fork_child)
+{
+	ck_assert_int_eq(mems_option_set("populate", "64K"), 0);
+	setup_mode(0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *p = mems_ptr_malloc(5 * os_page_size());
+		memset(p, 3, 5 * os_page_size());
+		_exit(p && t_stats().pages_prepopulated == 0 && mems_check() == 0 ? 0 : 1);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+END_TEST
+
+/* The pointer API appends nodes of at least an eighth of the committed
+ * span (64 KiB to 4 MiB), the seed API nodes of exactly the pages asked
+ * for; blocks share the pointer API's nodes by first fit. */
+START_TEST(pointer_api_nodes_grow_with_the_heap)
+{
+	setup_mode(_i);
+	uint64_t mp = t_stats().page_size, seed = (5000 + mp - 1) / mp * mp;
+	void *v = mems_malloc(5000);                   /* seed: a node of its pages */
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.main_nodes, 1);
+	ck_assert_uint_eq(st.pages_used * mp, seed);
+	void *a = mems_ptr_malloc(5000), *b = mems_ptr_malloc(5000);
+	st = t_stats();
+	ck_assert_uint_eq(st.main_nodes, 2);           /* one node of 64 KiB for both */
+	ck_assert_uint_eq(st.pages_used * mp, seed + (64 << 10));
+	ck_assert_uint_eq(st.process_segments, 3);
+	ck_assert_uint_eq(st.hole_segments, 2);
+	void *big = mems_ptr_malloc(16 << 20);         /* larger than the least node */
+	uint64_t used = t_stats().pages_used * mp;
+	void *c = mems_ptr_malloc(60 << 10);           /* no hole fits: an eighth of ~16 MiB */
+	st = t_stats();
+	ck_assert_uint_eq(st.main_nodes, 4);
+	uint64_t least = (used / 8 + mp - 1) / mp * mp;
+	ck_assert_uint_eq(st.pages_used * mp - used, least > (4 << 20) ? 4 << 20 : least);
+	ck_assert_int_eq(mems_check(), 0);
+	mems_ptr_free(a);
+	mems_ptr_free(b);
+	mems_ptr_free(big);
+	mems_ptr_free(c);
+	mems_free(v);
+	ck_assert_uint_eq(t_stats().process_segments, 0);
+	ck_assert_touched_exact();
+}
+END_TEST
+
 Suite *ptr_suite(void)
 {
 	Suite *s = suite_create("ptr");
@@ -300,6 +425,9 @@ Suite *ptr_suite(void)
 	tcase_add_test(tc, bad_frees_are_reported_and_harmless);
 	tcase_add_test(tc, calls_made_under_our_own_lock_do_not_deadlock);
 	tcase_add_loop_test(tc, syscalls_read_into_fresh_blocks, 0, 3);
+	tcase_add_loop_test(tc, populate_option_populates_blocks_at_malloc, 0, 5);
+	tcase_add_test(tc, populate_in_a_fork_child);
+	tcase_add_loop_test(tc, pointer_api_nodes_grow_with_the_heap, 0, 3);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("threads");
 	tcase_set_timeout(th, 120);

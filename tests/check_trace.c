@@ -2,6 +2,7 @@
  * check_trace.c - fault traces: the library's records against its own
  * counters, and the mems-trace command (outputs, exit status, bad input).
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,7 +32,7 @@ static void teardown(void)
 }
 
 /* Read a trace file written by the library. */
-struct parsed { uint64_t faults, populated, releases, released, segs, max_touched; int tids; };
+struct parsed { uint64_t faults, populated, releases, released, segs, max_touched, allocs, alloc_pages; int tids; };
 
 /* Every record is checked; with tid (one thread faulting) also that it is
  * that thread's and that times only grow (with several threads a fault
@@ -45,7 +46,7 @@ static struct parsed parse(const char *path, uintptr_t base, pid_t tid)
 	struct mems_trace_rec r;
 	ck_assert_int_eq(fread(&h, sizeof h, 1, f), 1);
 	ck_assert_mem_eq(h.magic, MEMS_TRACE_MAGIC, 8);
-	ck_assert_uint_eq(h.version, 1);
+	ck_assert_uint_eq(h.version, MEMS_TRACE_VERSION);
 	ck_assert_uint_eq(h.record_size, 56);
 	ck_assert_uint_eq(h.pid, (unsigned)getpid());
 	ck_assert_uint_eq(h.span_base, base);
@@ -60,6 +61,13 @@ static struct parsed parse(const char *path, uintptr_t base, pid_t tid)
 		if (r.kind == TRACE_RELEASE) {
 			p.releases++;
 			p.released += r.pages;
+		} else if (r.kind == TRACE_ALLOC) {
+			/* populated by the allocating thread */
+			if (p.tids && tid)
+				ck_assert_uint_eq(r.tid, (unsigned)tid);
+			ck_assert_uint_gt(r.pages, 0);
+			p.allocs++;
+			p.alloc_pages += r.pages;
 		} else {
 			ck_assert_int_eq(r.kind, TRACE_WRITE);
 			ck_assert_uint_gt(r.latency_ns, 0);
@@ -100,6 +108,70 @@ START_TEST(records_match_the_library_counters)
 	ck_assert_uint_eq(p.max_touched, peak);
 	ck_assert_uint_ge(peak, 4096 + (2048 + 6) / 7);
 	ck_assert_int_eq(p.tids, 1);
+}
+END_TEST
+
+/* MEMS_POPULATE: what the allocating thread populates is recorded, as
+ * kind 8 on that thread, and counted apart from the faults; mems-trace
+ * reports it, and still reads a version 1 file. */
+START_TEST(populations_at_malloc_are_recorded)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/pop.trc", dir);
+	ck_assert_int_eq(mems_option_set("trace", path), 0);
+	ck_assert_int_eq(mems_option_set("populate", "64K"), 0);
+	mems_init();
+	size_t ps = os_page_size();
+	char *b[20];
+	for (int i = 0; i < 20; i++) {
+		b[i] = mems_ptr_malloc((size_t)(i % 4 + 1) * ps);   /* populated */
+		memset(b[i], i, (size_t)(i % 4 + 1) * ps);
+	}
+	char *big = mems_ptr_malloc(256 * ps);                      /* faulted */
+	for (size_t i = 0; i < 256; i++)
+		big[i * ps] = 1;
+	struct mems_stats st = t_stats();
+	uintptr_t base = (uintptr_t)mems_g.span;
+	mems_finish();
+	struct parsed p = parse(path, base, gettid());
+	ck_assert_uint_eq(p.alloc_pages, st.pages_prepopulated);
+	ck_assert_uint_ge(p.alloc_pages, 50);                     /* 1+2+3+4 pages, 5 times */
+	ck_assert_uint_ge(p.allocs, 5);
+	ck_assert_uint_eq(p.faults, st.faults);
+	ck_assert_uint_gt(p.faults, 0);
+	ck_assert_uint_eq(p.populated + p.alloc_pages, st.pages_populated);
+	char cmd[2200];
+	snprintf(cmd, sizeof cmd, "%s report --json %s/pop.json %s > %s/rep", tool, dir, path, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	char want[128];
+	snprintf(want, sizeof want, "populated at malloc %8" PRIu64 "  pages, in %" PRIu64 " calls",
+		 p.alloc_pages, p.allocs);
+	char rp[800];
+	snprintf(rp, sizeof rp, "%s/rep", dir);
+	FILE *f = fopen(rp, "r");
+	ck_assert_ptr_nonnull(f);
+	char rep[8192];
+	rep[fread(rep, 1, sizeof rep - 1, f)] = 0;
+	fclose(f);
+	ck_assert_msg(strstr(rep, want) != NULL, "%s", rep);
+	snprintf(cmd, sizeof cmd, "python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[\"traceEvents\"]; "
+		 "sys.exit(0 if sum(1 for e in d if e.get(\"cat\")==\"populate\" and e[\"ph\"]==\"X\")==%" PRIu64
+		 " else 1)' %s/pop.json", p.allocs, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	/* version 1 (no kind 8): the same file without those records */
+	snprintf(cmd, sizeof cmd, "python3 -c 'import sys; d=open(sys.argv[1],\"rb\").read(); "
+		 "r=[d[i:i+56] for i in range(64,len(d),56)]; "
+		 "open(sys.argv[2],\"wb\").write(d[:8]+bytes([1,0,0,0])+d[12:64]+b\"\".join(x for x in r if x[52]!=8))' "
+		 "%s %s/v1.trc && %s report %s/v1.trc > %s/rep1", path, dir, tool, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(rp, sizeof rp, "%s/rep1", dir);
+	f = fopen(rp, "r");
+	ck_assert_ptr_nonnull(f);
+	rep[fread(rep, 1, sizeof rep - 1, f)] = 0;
+	fclose(f);
+	ck_assert_ptr_null(strstr(rep, "populated at malloc"));
+	snprintf(want, sizeof want, "faults            %10" PRIu64 "  (", p.faults);
+	ck_assert_msg(strstr(rep, want) != NULL, "%s", rep);
 }
 END_TEST
 
@@ -294,6 +366,7 @@ Suite *trace_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, records_match_the_library_counters);
+	tcase_add_test(tc, populations_at_malloc_are_recorded);
 	tcase_add_test(tc, command_traces_a_linked_program);
 	tcase_add_test(tc, command_traces_python_under_the_preload);
 	tcase_add_test(tc, command_passes_exit_status_and_reports_errors);

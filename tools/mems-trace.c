@@ -108,8 +108,8 @@ static void read_trace(const char *path, struct trace *t)
 		memcpy(&h, buf + off, sizeof h);
 		if (memcmp(h.magic, MEMS_TRACE_MAGIC, 8))
 			die(1, "%s: offset %zu: not a MeMS trace (bad magic)", path, off);
-		if (h.version != MEMS_TRACE_VERSION)
-			die(1, "%s: trace version %u, this mems-trace reads version %d", path,
+		if (h.version < 1 || h.version > MEMS_TRACE_VERSION)
+			die(1, "%s: trace version %u, this mems-trace reads versions 1 to %d", path,
 			    h.version, MEMS_TRACE_VERSION);
 		if (h.record_size != sizeof(struct mems_trace_rec))
 			die(1, "%s: corrupt header: record size %u", path, h.record_size);
@@ -142,7 +142,7 @@ static void read_trace(const char *path, struct trace *t)
 static const char *kind_name(int k)
 {
 	static const char *const n[] = { "?", "read", "write", "write-protect", "release",
-					 "evict", "page-in", "clean-drop" };
+					 "evict", "page-in", "clean-drop", "populate" };
 	return k >= 0 && k <= TRACE_KIND_MAX ? n[k] : "?";
 }
 
@@ -253,6 +253,9 @@ static void summary(const char *path, const struct trace *t, int ntop)
 	       ", page-in %" PRIu64 ")\n", nf, faults[1], faults[2], faults[3], faults[6]);
 	printf("pages populated   %10" PRIu64 "  (%.1f a fault)\n", pages[1] + pages[2] + pages[3],
 	       nf > faults[6] ? (double)(pages[1] + pages[2] + pages[3]) / (double)(nf - faults[6]) : 0.0);
+	if (faults[TRACE_ALLOC])
+		printf("populated at malloc %8" PRIu64 "  pages, in %" PRIu64 " calls by allocating threads (no fault)\n",
+		       pages[TRACE_ALLOC], faults[TRACE_ALLOC]);
 	printf("releases          %10" PRIu64 "  (%" PRIu64 " pages given back)\n", faults[4], pages[4]);
 	if (faults[5] + faults[6] + faults[7]) {
 		printf("pages read back   %10" PRIu64 "  (%" PRIu64 " page-in faults)\n", pages[6], faults[6]);
@@ -330,7 +333,12 @@ static void write_json(const char *path, const struct trace *t)
 		for (size_t i = 0; i < g->n; i++) {
 			const struct mems_trace_rec *r = &g->r[i];
 			double ts = base + (double)r->t_ns / 1e3;
-			if (!is_fault(r->kind))
+			if (r->kind == TRACE_ALLOC)
+				fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"populate\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u,"
+					"\"args\":{\"vaddr\":%" PRIu64 ",\"real\":\"0x%" PRIx64 "\",\"pages\":%u}}",
+					kind_name(r->kind), ts, (double)r->latency_ns / 1e3, g->h.pid, r->tid,
+					r->vaddr, r->real, r->pages);
+			else if (!is_fault(r->kind))
 				fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"i\",\"s\":\"p\",\"ts\":%.3f,\"pid\":%u,\"tid\":0,"
 					"\"args\":{\"vaddr\":%" PRIu64 ",\"pages\":%u}}", kind_name(r->kind),
 					r->kind == TRACE_RELEASE ? "release" : "evict", ts, g->h.pid, r->vaddr, r->pages);
