@@ -22,8 +22,9 @@
  *
  * A run's state says who may take blocks from it:
  *   OWNED     a thread allocates from it;
- *   DETACHED  its owner found it full and let go; the first free into it
- *             puts it on its class's partial list;
+ *   DETACHED  its owner found it full and let go; the free that makes a
+ *             quarter of its blocks free puts it on its class's partial
+ *             list (enlist_at);
  *   PARTIAL   on the partial list, for the next thread that needs a run;
  *   RETIRING  wholly free, going back to the list.
  * Letting go and freeing race: the owner stores DETACHED then looks for a
@@ -93,6 +94,7 @@ struct run {
 	mems_id seg;               /* its PROCESS segment */
 	_Atomic uint8_t state;
 	uint8_t live;              /* the record is in use */
+	uint16_t home;             /* serial of the thread that owned it last */
 	_Atomic uint64_t free[RUN_WORDS];
 };
 
@@ -100,6 +102,7 @@ struct sm_thread {
 	_Atomic int active;        /* in a fast path */
 	unsigned gen;              /* the sm_gen cur[] belongs to */
 	int in_use;                /* a thread owns the record (reg_lock) */
+	uint16_t serial;           /* the runs it owned say so (run.home) */
 	struct sm_thread *next;    /* every record ever made */
 	uint32_t cur[CLASSES];     /* the run this thread allocates from */
 };
@@ -181,6 +184,26 @@ static int any_free(struct run *R)
 	return 0;
 }
 
+static unsigned free_count(struct run *R)
+{
+	unsigned n = 0;
+	for (unsigned w = 0; w < RUN_WORDS; w++)
+		n += (unsigned)__builtin_popcountll(atomic_load(&R->free[w]));
+	return n;
+}
+
+/* A DETACHED run goes on the partial list once this many of its blocks
+ * are free: put back at its first free block, a run was taken, filled by
+ * one allocation and let go again, two trips through its class's lock
+ * for every block, and two threads freeing and allocating in one class
+ * queued on that lock (10,000 futex calls in a 2-thread churn of 1M
+ * operations each).  Waiting for a quarter costs at most a quarter of a
+ * run per class, and a wholly free run is always put back. */
+static unsigned enlist_at(const struct run *R)
+{
+	return R->nblocks >= 4 ? R->nblocks / 4u : 1;
+}
+
 static int all_free(struct run *R)
 {
 	for (unsigned w = 0; w < RUN_WORDS; w++)
@@ -259,13 +282,24 @@ static void unlink_partial(uint32_t r)
 	R->next = R->prev = 0;
 }
 
-/* A run with free blocks for class i, now OWNED, or 0. */
-static uint32_t pop_partial(unsigned i)
+/* A run with free blocks for class i, now OWNED by the thread of serial
+ * home, or 0.  One this thread owned before is preferred among the first
+ * few: its free blocks were freed by this thread, most likely, and taking
+ * another thread's run would put the two threads' blocks side by side,
+ * their frees and allocations on the same bitmap words and cache lines. */
+#define PARTIAL_LOOK 8
+static uint32_t pop_partial(unsigned i, uint16_t home)
 {
 	pthread_mutex_lock(&list_lock[i]);
 	uint32_t r = sm.partial[i];
+	for (uint32_t c = r, n = 0; c && n < PARTIAL_LOOK; c = run_at(c)->next, n++)
+		if (run_at(c)->home == home) {
+			r = c;
+			break;
+		}
 	if (r) {
 		unlink_partial(r);
+		run_at(r)->home = home;
 		atomic_store(&run_at(r)->state, RUN_OWNED);
 	}
 	pthread_mutex_unlock(&list_lock[i]);
@@ -330,13 +364,15 @@ static void free_run(uint32_t r)
 }
 
 /* A new run for class i, OWNED by the caller (who is not active), or 0. */
-static uint32_t new_run(unsigned i, unsigned g)
+static uint32_t new_run(unsigned i, unsigned g, uint16_t home)
 {
 	uint32_t r = 0;
 	uint64_t off = 0;
 	mems_lock_take();
-	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0)
+	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0) {
 		off = run_at(r)->start;
+		run_at(r)->home = home;
+	}
 	mems_lock_drop();
 	if (r)
 		mems_populate_ahead(off, sm.bytes[i]);  /* as a block of its size */
@@ -393,7 +429,7 @@ static int free_block(uint64_t off, const char **why, uint32_t *retire)
 		return -1;
 	}
 	uint8_t st = atomic_load(&R->state);
-	if (st == RUN_DETACHED) {
+	if (st == RUN_DETACHED && free_count(R) >= enlist_at(R)) {
 		enlist(r);
 		st = atomic_load(&R->state);
 	}
@@ -473,8 +509,10 @@ static struct sm_thread *attach(void)
 		th->next = reg;
 		reg = th;
 	}
+	static uint16_t serials;
 	th->in_use = 1;
 	th->gen = 0;
+	th->serial = ++serials ? serials : ++serials;
 	pthread_mutex_unlock(&reg_lock);
 	self = th;
 	pthread_setspecific(key, th);
@@ -523,10 +561,10 @@ void *sm_malloc(size_t size, int zero)
 				continue;
 			th->cur[i] = 0;
 		}
-		r = pop_partial(i);
+		r = pop_partial(i, th->serial);
 		if (!r) {
 			leave(th);
-			r = new_run(i, g);
+			r = new_run(i, g, th->serial);
 			if (!r)
 				return NULL;
 			enter(th);

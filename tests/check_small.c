@@ -4,6 +4,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 
@@ -263,6 +264,118 @@ START_TEST(threads_allocate_and_free_each_others_blocks)
 }
 END_TEST
 
+/* Allocate 64-byte blocks until one comes from a run made for the call:
+ * the blocks before it (the current run's, from the first block this call
+ * took) into b, how many into *n, and that block into b[*n]. */
+static void fill_run(char **b, unsigned *n)
+{
+	uint64_t runs = t_stats().small_runs;
+	b[0] = mems_ptr_malloc(64);
+	*n = 1;
+	if (t_stats().small_runs != runs)      /* b[0] began a run */
+		runs = t_stats().small_runs;
+	for (;;) {
+		char *p = mems_ptr_malloc(64);
+		if (t_stats().small_runs != runs) {
+			b[*n] = p;
+			return;
+		}
+		b[(*n)++] = p;
+	}
+}
+
+static int in_run(const char *p, char *const *b, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (p == b[i])
+			return 1;
+	return 0;
+}
+
+/* Allocate until a block comes from one of the runs given by two block
+ * lists: 1 for the first, 2 for the second, 0 if a new run came first. */
+static int next_run_is(char *const *b1, unsigned n1, char *const *b2, unsigned n2)
+{
+	uint64_t runs = t_stats().small_runs;
+	for (int i = 0; i < 1000 && t_stats().small_runs == runs; i++) {
+		char *p = mems_ptr_malloc(64);
+		if (in_run(p, b1, n1))
+			return 1;
+		if (in_run(p, b2, n2))
+			return 2;
+	}
+	return 0;
+}
+
+/* A run let go when full is not taken again at its first free block
+ * (each block would cost two trips through the class's lock), but once a
+ * quarter of its blocks are free. */
+START_TEST(a_full_run_is_reused_once_a_quarter_is_free)
+{
+	start("uffd");
+	static char *b1[300];
+	unsigned n1;
+	fill_run(b1, &n1);                         /* run 1, whole */
+	ck_assert_uint_ge(n1, 8);
+	for (unsigned i = 0; i < n1 / 4 - 1; i++)  /* not yet a quarter */
+		mems_ptr_free(b1[i]);
+	/* run 2 fills up, and a third run is made rather than run 1 taken */
+	ck_assert_int_eq(next_run_is(b1, n1, NULL, 0), 0);
+	/* a quarter free: run 1 is the next run taken */
+	mems_ptr_free(b1[n1 / 4 - 1]);
+	ck_assert_int_eq(next_run_is(b1, n1, NULL, 0), 1);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+static sem_t go_w, done_w;
+static char *wb[300];
+static unsigned wn;
+static int w_result;
+
+static void *worker_steps(void *arg)
+{
+	char **mb = arg;
+	sem_wait(&go_w);
+	fill_run(wb, &wn);                          /* step 1: run W, whole */
+	sem_post(&done_w);
+	sem_wait(&go_w);                            /* step 2: the next run */
+	w_result = next_run_is(wb, wn, mb, 300);
+	sem_post(&done_w);
+	return NULL;
+}
+
+/* A thread that needs a run takes back one it owned before rather than
+ * another thread's on top of the partial list: their blocks side by side
+ * would put their frees and allocations on the same cache lines. */
+START_TEST(a_thread_takes_back_its_own_run_first)
+{
+	start("uffd");
+	static char *mb[300];
+	unsigned mn;
+	sem_init(&go_w, 0, 0);
+	sem_init(&done_w, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, worker_steps, mb);
+	sem_post(&go_w);
+	sem_wait(&done_w);
+	fill_run(mb, &mn);                          /* this thread: run M, whole */
+	for (unsigned i = 0; i < wn / 2; i++)       /* W half free, listed first */
+		mems_ptr_free(wb[i]);
+	for (unsigned i = 0; i < mn / 2; i++)       /* then M: on top of the list */
+		mems_ptr_free(mb[i]);
+	for (unsigned i = mn; i < 300; i++)
+		mb[i] = NULL;
+	sem_post(&go_w);
+	sem_wait(&done_w);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(w_result, 1);
+	/* and this thread's own next run is M */
+	ck_assert_int_eq(next_run_is(mb, mn, wb, wn), 1);
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
 static void *alloc_some(void *arg)
 {
 	void **out = arg;
@@ -384,6 +497,8 @@ Suite *small_suite(void)
 	tcase_add_test(tc, bad_frees_are_diagnosed_and_change_nothing);
 	tcase_add_test(tc, realloc_and_calloc_of_small_blocks);
 	tcase_add_test(tc, a_thread_that_exits_lets_its_runs_go);
+	tcase_add_test(tc, a_full_run_is_reused_once_a_quarter_is_free);
+	tcase_add_test(tc, a_thread_takes_back_its_own_run_first);
 	tcase_add_test(tc, a_fork_child_uses_the_runs);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("threads");
