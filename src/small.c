@@ -22,9 +22,10 @@
  *
  * A run's state says who may take blocks from it:
  *   OWNED     a thread allocates from it;
- *   DETACHED  its owner found it full and let go; the free that makes a
- *             quarter of its blocks free puts it on its class's partial
- *             list (enlist_at);
+ *   DETACHED  its owner found it full and let go; a free puts it on its
+ *             class's partial list: the first while one thread uses runs,
+ *             the one that makes a quarter of its blocks free when more
+ *             do (enlist_at);
  *   PARTIAL   on the partial list, for the next thread that needs a run;
  *   RETIRING  wholly free, going back to the list.
  * Letting go and freeing race: the owner stores DETACHED then looks for a
@@ -192,16 +193,22 @@ static unsigned free_count(struct run *R)
 	return n;
 }
 
+/* Threads with a thread record in use (reg_lock) */
+static unsigned attached;
+
 /* A DETACHED run goes on the partial list once this many of its blocks
- * are free: put back at its first free block, a run was taken, filled by
- * one allocation and let go again, two trips through its class's lock
- * for every block, and two threads freeing and allocating in one class
- * queued on that lock (10,000 futex calls in a 2-thread churn of 1M
- * operations each).  Waiting for a quarter costs at most a quarter of a
- * run per class, and a wholly free run is always put back. */
+ * are free.  Put back at its first free block, a run is taken, filled by
+ * one allocation and let go again: two trips through its class's lock for
+ * every block, and two threads freeing and allocating in one class queue
+ * on that lock (10,000 futex calls in a 2-thread churn of 1M operations
+ * each; 2,500 waiting for a quarter).  A single thread has no one to
+ * queue behind, and waiting would cost it memory (the 5M churn's peak:
+ * 55 MiB, against 51): with one thread it is the first free block.  A
+ * wholly free run is always put back. */
 static unsigned enlist_at(const struct run *R)
 {
-	return R->nblocks >= 4 ? R->nblocks / 4u : 1;
+	unsigned t = __atomic_load_n(&attached, __ATOMIC_RELAXED);
+	return t > 1 && R->nblocks >= 4 ? R->nblocks / 4u : 1;
 }
 
 static int all_free(struct run *R)
@@ -481,6 +488,7 @@ static void thread_gone(void *arg)
 	self = DEAD;
 	pthread_mutex_lock(&reg_lock);
 	th->in_use = 0;
+	__atomic_store_n(&attached, attached - 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&reg_lock);
 }
 
@@ -511,6 +519,7 @@ static struct sm_thread *attach(void)
 	}
 	static uint16_t serials;
 	th->in_use = 1;
+	__atomic_store_n(&attached, attached + 1, __ATOMIC_RELAXED);
 	th->gen = 0;
 	th->serial = ++serials ? serials : ++serials;
 	pthread_mutex_unlock(&reg_lock);
@@ -744,6 +753,7 @@ void sm_fork_child_locked(void)
 						let_go(th->cur[i]);
 			memset(th->cur, 0, sizeof th->cur);
 			th->in_use = 0;
+			__atomic_store_n(&attached, attached - 1, __ATOMIC_RELAXED);
 			atomic_store(&th->active, 0);
 		}
 	pthread_mutex_unlock(&reg_lock);

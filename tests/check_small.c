@@ -307,23 +307,47 @@ static int next_run_is(char *const *b1, unsigned n1, char *const *b2, unsigned n
 	return 0;
 }
 
-/* A run let go when full is not taken again at its first free block
- * (each block would cost two trips through the class's lock), but once a
- * quarter of its blocks are free. */
+static sem_t hold;
+
+static void *attach_and_wait(void *arg)
+{
+	mems_ptr_free(mems_ptr_malloc(64));       /* a thread record in use */
+	sem_post(arg);
+	sem_wait(&hold);
+	return NULL;
+}
+
+/* A run let go when full goes back on the partial list at its first free
+ * block while one thread uses runs; with two, only once a quarter of its
+ * blocks are free (each block would otherwise cost two trips through the
+ * class's lock, which the threads queue on). */
 START_TEST(a_full_run_is_reused_once_a_quarter_is_free)
 {
 	start("uffd");
-	static char *b1[300];
-	unsigned n1;
-	fill_run(b1, &n1);                         /* run 1, whole */
+	static char *b1[300], *b2[300];
+	unsigned n1, n2;
+	fill_run(b1, &n1);                         /* one thread: run 1, whole */
 	ck_assert_uint_ge(n1, 8);
-	for (unsigned i = 0; i < n1 / 4 - 1; i++)  /* not yet a quarter */
-		mems_ptr_free(b1[i]);
-	/* run 2 fills up, and a third run is made rather than run 1 taken */
-	ck_assert_int_eq(next_run_is(b1, n1, NULL, 0), 0);
-	/* a quarter free: run 1 is the next run taken */
-	mems_ptr_free(b1[n1 / 4 - 1]);
+	mems_ptr_free(b1[0]);
 	ck_assert_int_eq(next_run_is(b1, n1, NULL, 0), 1);
+	/* a second thread with a record */
+	sem_t up;
+	sem_init(&up, 0, 0);
+	sem_init(&hold, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, attach_and_wait, &up);
+	sem_wait(&up);
+	fill_run(b2, &n2);                         /* run 2, whole (or what is left) */
+	for (unsigned i = 0; i < n2 / 4 - 1; i++)  /* not yet a quarter */
+		mems_ptr_free(b2[i]);
+	/* the current run fills up, and a new run is made rather than run 2
+	 * taken back */
+	ck_assert_int_eq(next_run_is(b2, n2, NULL, 0), 0);
+	/* a quarter free: run 2 is the next run taken */
+	mems_ptr_free(b2[n2 / 4 - 1]);
+	ck_assert_int_eq(next_run_is(b2, n2, NULL, 0), 1);
+	sem_post(&hold);
+	pthread_join(t, NULL);
 	ck_assert_int_eq(mems_check(), 0);
 }
 END_TEST
