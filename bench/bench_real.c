@@ -13,7 +13,8 @@
  *  3. Real programs (python3 building dicts and lists, sqlite3 with an
  *     index, sort of a large file): wall time and peak RSS.
  *  4. The churn under MeMS by MEMS_PURGE_DELAY.
- * Each figure is the median of REPS runs, the modes alternating; peak RSS
+ * Each figure is the median of REPS runs (PROG_REPS for the real
+ * programs, which take a fraction of a second), the modes alternating; peak RSS
  * is the largest.  With MEMS_BENCH_RESULTS set, the ratios also go there
  * for bench_report.
  */
@@ -27,6 +28,7 @@
 #include "benchutil.h"
 
 #define REPS 5
+#define PROG_REPS 11     /* the real programs are short: more runs */
 
 static char work[] = "/tmp/mems-bench-XXXXXX";
 
@@ -132,7 +134,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(cmd, sizeof cmd,
-		 "cd %s && awk 'BEGIN { s = 7; for (i = 0; i < 400000; i++) { s = (s * 1103515245 + 12345) %% 2147483648; "
+		 "cd %s && awk 'BEGIN { s = 7; for (i = 0; i < 1500000; i++) { s = (s * 1103515245 + 12345) %% 2147483648; "
 		 "printf \"%%d line %%d\\n\", s %% 100000, i } }' > big.txt && "
 		 "printf 'd = {(\"key%%%%d\" %%%% i): [i, str(i) * 8] for i in range(300000)}\\n"
 		 "l = [bytes(600 + i %%%% 900) for i in range(150000)]\\nprint(len(d), len(l))\\n' > build.py && "
@@ -218,23 +220,23 @@ int main(int argc, char **argv)
 	const struct { const char *name, *key, *cmd; } progs[] = {
 		{ "python3 dicts and lists", "python3", "/usr/bin/python3 build.py" },
 		{ "sqlite3 100,000 rows + index", "sqlite3", "rm -f db && sqlite3 db < rows.sql" },
-		{ "sort 400,000 lines", "sort", "sort -k2 big.txt" },
+		{ "sort 1,500,000 lines", "sort", "sort -k2 big.txt" },
 	};
 	printf("\nreal programs, glibc vs MeMS (LD_PRELOAD): wall time and peak RSS, median of %d runs\n\n",
-	       REPS);
+	       PROG_REPS);
 	printf("  %-30s %9s %9s %7s   %9s %9s %7s\n", "", "glibc s", "MeMS s", "ratio",
 	       "glibc MiB", "MeMS MiB", "ratio");
 	for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
-		double tg[REPS], tm[REPS];
+		double tg[PROG_REPS], tm[PROG_REPS];
 		long rg = 0, rm = 0, r;
-		for (int k = 0; k < REPS; k++) {
+		for (int k = 0; k < PROG_REPS; k++) {
 			tg[k] = run(progs[i].cmd, NULL, &r, NULL, 0);
 			rg = r > rg ? r : rg;
 			tm[k] = run(progs[i].cmd, preload, &r, NULL, 0);
 			rm = r > rm ? r : rm;
 		}
-		double g = median(tg, REPS), m = median(tm, REPS);
-		printf("  %-30s %9.2f %9.2f %6.2fx   %9.1f %9.1f %6.2fx\n", progs[i].name, g, m,
+		double g = median(tg, PROG_REPS), m = median(tm, PROG_REPS);
+		printf("  %-30s %9.3f %9.3f %6.2fx   %9.1f %9.1f %6.2fx\n", progs[i].name, g, m,
 		       m / g, rg / 1024.0, rm / 1024.0, (double)rm / (double)rg);
 		char key[64];
 		snprintf(key, sizeof key, "%s_time_vs_glibc", progs[i].key);

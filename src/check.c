@@ -107,11 +107,11 @@ static int check_list(struct mems_fl *fl, uint64_t *process_map, uint64_t ps, ch
 			if (g->start != pos || g->end <= g->start || g->end > nd->end)
 				FAIL("segment [%" PRIu64 ", %" PRIu64 ") where %" PRIu64
 				     " was expected next in node %u", g->start, g->end, pos, n);
-			/* the map: first[] names the first segment starting in a page */
-			uint64_t p = g->start / fl->page;
-			int first_in_page = !prev || fl_seg(fl, prev)->start / fl->page != p;
-			if (first_in_page && fl->first[p] != s)
-				FAIL("address map: page %" PRIu64 " should start with the segment at %"
+			/* the map: first[] names the first segment starting in a grain */
+			uint64_t p = g->start / FL_GRAIN;
+			int first_in_grain = !prev || fl_seg(fl, prev)->start / FL_GRAIN != p;
+			if (first_in_grain && fl->first[p] != s)
+				FAIL("address map: grain %" PRIu64 " should start with the segment at %"
 				     PRIu64, p, g->start);
 			if (g->type == SEG_HOLE) {
 				if (prev_hole)
@@ -123,9 +123,6 @@ static int check_list(struct mems_fl *fl, uint64_t *process_map, uint64_t ps, ch
 			} else {
 				nproc++;
 				inuse += g->end - g->start;
-				if (fl_find_process(fl, g->start) != s ||
-				    fl_find_process(fl, g->end - 1) != s)
-					FAIL("segment at %" PRIu64 " is not found by address", g->start);
 				for (uint64_t q = g->start / ps; process_map && q * ps < g->end; q++)
 					process_map[q / 64] |= 1ull << (q % 64);
 			}
@@ -136,15 +133,22 @@ static int check_list(struct mems_fl *fl, uint64_t *process_map, uint64_t ps, ch
 			FAIL("node %u: sub-chain ends at %" PRIu64 " of %" PRIu64
 			     ", %" PRIu64 " segments counted, %" PRIu64 " recorded", n, pos, nd->end,
 			     cnt, nd->nsegs);
+		/* the chain is sound: now every segment is found by address */
+		for (mems_id s = nd->head; s; s = fl_seg(fl, s)->next) {
+			const struct mems_seg *g = fl_seg(fl, s);
+			if (g->type == SEG_PROCESS && (fl_find_process(fl, g->start) != s ||
+						       fl_find_process(fl, g->end - 1) != s))
+				FAIL("segment at %" PRIu64 " is not found by address", g->start);
+		}
 		nsegs += cnt;
 	}
 	if (pos != fl->committed)
 		FAIL("nodes end at %" PRIu64 ", committed is %" PRIu64, pos, fl->committed);
-	/* pages in which no segment starts: a lookup trusts cover[] there */
-	for (uint64_t p = 0; p * fl->page < fl->committed; p++) {
+	/* grains in which no segment starts: a lookup looks further back */
+	for (uint64_t p = 0; p * FL_GRAIN < fl->committed; p++) {
 		mems_id f = fl->first[p];
-		if (f && (f >= fl->segs.bump || fl_seg(fl, f)->start / fl->page != p))
-			FAIL("address map: page %" PRIu64 " names a segment starting elsewhere", p);
+		if (f && (f >= fl->segs.bump || fl_seg(fl, f)->start / FL_GRAIN != p))
+			FAIL("address map: grain %" PRIu64 " names a segment starting elsewhere", p);
 	}
 	if (nproc != fl->nprocess || nhole != fl->nholes || inuse != fl->bytes_in_use ||
 	    inholes != fl->bytes_in_holes)

@@ -12,6 +12,9 @@
 
 enum { SEG_FREE = 0, SEG_PROCESS = 1, SEG_HOLE = 2 };
 
+/* first[] has an entry per FL_GRAIN bytes of the span (freelist.c) */
+#define FL_GRAIN 512u
+
 struct mems_seg {
 	uint64_t start, end;   /* [start, end) */
 	uint64_t tmax;         /* largest hole in this treap subtree */
@@ -31,9 +34,10 @@ struct mems_node {
 
 struct mems_fl {
 	struct mems_slab segs, nodes;
-	mems_id *first;        /* per MeMS page: first segment starting in it */
+	mems_id *first;        /* per FL_GRAIN bytes: first segment starting in them */
 	mems_id *cover;        /* per MeMS page: PROCESS segment over its first byte */
-	size_t map_bytes;
+	mems_id made;          /* the PROCESS segment made or grown last (a hint) */
+	size_t map_bytes, first_bytes;
 	uint64_t page;         /* MeMS page size */
 	uint64_t span;         /* bytes the list may grow to */
 	uint64_t committed;    /* end of the last node */

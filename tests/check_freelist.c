@@ -47,9 +47,9 @@ static void fl_check(const struct mems_fl *fl)
 			int hole = sg->type == SEG_HOLE;
 			ck_assert(hole || sg->type == SEG_PROCESS);
 			ck_assert(!(hole && prev_hole));          /* merged */
-			/* first[] is exact */
-			uint64_t p = sg->start / PG;
-			if (!prev || fl_seg(fl, prev)->start / PG != p)
+			/* first[] is exact, per grain */
+			uint64_t p = sg->start / FL_GRAIN;
+			if (!prev || fl_seg(fl, prev)->start / FL_GRAIN != p)
 				ck_assert_uint_eq(fl->first[p], s);
 			if (hole) {
 				nh++;
@@ -64,6 +64,14 @@ static void fl_check(const struct mems_fl *fl)
 			}
 			if (hole)
 				ck_assert_uint_eq(fl_find_process(fl, sg->start), 0);
+			/* and so does every grain of the address map it spans, at
+			 * its first and last byte (the lookup reads first[] there,
+			 * or looks back within the page, or reads cover[]) */
+			uint64_t g = (sg->start / FL_GRAIN + 1) * FL_GRAIN;
+			for (int k = 0; g < sg->end && k < 64; g += FL_GRAIN, k++) {
+				ck_assert_uint_eq(fl_find_process(fl, g), hole ? 0 : s);
+				ck_assert_uint_eq(fl_find_process(fl, g - 1), hole ? 0 : s);
+			}
 			prev_hole = hole;
 			at = sg->end;
 			prev = s;
