@@ -374,15 +374,10 @@ static void free_run(uint32_t r)
 static uint32_t new_run(unsigned i, unsigned g, uint16_t home)
 {
 	uint32_t r = 0;
-	uint64_t off = 0;
 	mems_lock_take();
-	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0) {
-		off = run_at(r)->start;
+	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0)
 		run_at(r)->home = home;
-	}
 	mems_lock_drop();
-	if (r)
-		mems_populate_ahead(off, sm.bytes[i]);  /* as a block of its size */
 	return r;
 }
 
@@ -581,6 +576,9 @@ void *sm_malloc(size_t size, int zero)
 				leave(th);     /* MeMS finished meanwhile */
 				return NULL;
 			}
+			/* MEMS_POPULATE, the run as a block of its size; while
+			 * active, so that mems_finish waits for it */
+			mems_populate_ahead(run_at(r)->start, sm.bytes[i]);
 		}
 		th->cur[i] = r;
 	}
