@@ -77,8 +77,10 @@ static void *alloc(size_t size, size_t align, int zero)
 		/* this call initialised MeMS: the runs are there now */
 		mems_lock_drop();
 		void *p = sm_malloc(size, zero);
-		if (p)
+		if (p) {
+			errno = saved;
 			return p;
+		}
 		mems_lock_take();
 	}
 	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off, 0);

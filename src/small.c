@@ -46,9 +46,10 @@
  * of the threads it does not have.
  *
  * Off by default in libmems (the assignment's stats count every block as
- * a segment), on in libmems-preload.so; MEMS_SMALL_RUNS sets it.  Off in
- * the uffd-user pager mode, whose pages must be populated by the call
- * that allocates them.
+ * a segment), on in libmems-preload.so; MEMS_SMALL_RUNS sets it.  In the
+ * uffd-user pager mode, whose blocks must be resident before they are
+ * handed out, a run is populated whole when it is made; its pages are
+ * live while it lasts, so nothing gives them back under its blocks.
  */
 #include "small.h"
 
@@ -374,10 +375,27 @@ static void free_run(uint32_t r)
 static uint32_t new_run(unsigned i, unsigned g, uint16_t home)
 {
 	uint32_t r = 0;
+	int saved = errno;
 	mems_lock_take();
-	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0)
+	if (atomic_load(&sm_gen) == g && mems_g.ready && (r = make_run(i)) != 0) {
 		run_at(r)->home = home;
+		/* Populated here, under the allocator lock (an ioctl: it touches
+		 * no user page and never waits for the handler), so that a
+		 * concurrent mems_finish cannot unmap the pager meanwhile.  In
+		 * uffd-user mode every block must be resident before it is
+		 * handed out (a system call writing into it cannot fault it
+		 * in): the whole run, or no run.  Else MEMS_POPULATE, the run
+		 * as a block of its size. */
+		uint64_t off = run_at(r)->start;
+		if (mems_g.pg.mode != MEMS_PAGER_UFFD_USER) {
+			mems_populate_ahead(off, sm.bytes[i]);
+		} else if (pager_populate(&mems_g.pg, off, sm.bytes[i]) != 0) {
+			free_run(r);
+			r = 0;
+		}
+	}
 	mems_lock_drop();
+	errno = saved;
 	return r;
 }
 
@@ -576,9 +594,6 @@ void *sm_malloc(size_t size, int zero)
 				leave(th);     /* MeMS finished meanwhile */
 				return NULL;
 			}
-			/* MEMS_POPULATE, the run as a block of its size; while
-			 * active, so that mems_finish waits for it */
-			mems_populate_ahead(run_at(r)->start, sm.bytes[i]);
 		}
 		th->cur[i] = r;
 	}
@@ -665,7 +680,7 @@ void sm_register_barrier(void)
 
 int sm_start_locked(void)
 {
-	if (!opt_int(OPT_SMALL_RUNS) || mems_g.pg.mode == MEMS_PAGER_UFFD_USER)
+	if (!opt_int(OPT_SMALL_RUNS))
 		return 0;
 	/* once: sm_malloc reads the tables before it looks at sm_gen */
 	static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
