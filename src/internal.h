@@ -67,10 +67,17 @@ const char *mems_classify_free(uint64_t off, mems_id *seg);
 /* Outside mems_lock, on a block just allocated: zero it if asked (sparing
  * pages the pager will populate with zeros) and populate it in uffd-user
  * mode.  0, or -1 with errno = ENOMEM (the block is freed). */
-/* MEMS_POPULATE: populate [off, off+size), a block just allocated (or
- * grown) by the pointer API, from this thread if it is small enough.
- * Best effort: what it cannot populate is faulted in as usual. */
-void mems_populate_ahead(uint64_t off, uint64_t size);
+/* MEMS_POPULATE: populate [off, off+size), a block or run just allocated
+ * (or grown) by the pointer API, from this thread if it is small enough.
+ * Best effort: what it cannot populate is faulted in as usual.  Under
+ * mems_lock (an ioctl: no user page is touched, the handler is never
+ * waited for), so that a concurrent mems_finish cannot unmap the pager
+ * meanwhile; mems_populate_block takes the lock itself, and does nothing
+ * if MeMS was finished (and perhaps started again: mems_generation, under
+ * mems_lock, counts the inits) since the block was allocated. */
+void mems_populate_locked(uint64_t off, uint64_t size);
+void mems_populate_block(uint64_t off, uint64_t size, unsigned gen);
+extern unsigned mems_generation;
 int mems_block_ready(uint64_t off, uint64_t size, int zero);
 
 void mems_maybe_abort(void);

@@ -208,6 +208,7 @@ int mems_init_locked(void)
 		goto fail;
 	}
 	mems_g.ready = 1;
+	mems_generation++;
 	return 0;
 fail:;
 	int e = errno;
@@ -369,13 +370,23 @@ int mems_block_ready(uint64_t off, uint64_t size, int zero)
 	return 0;
 }
 
-void mems_populate_ahead(uint64_t off, uint64_t size)
+unsigned mems_generation;
+
+void mems_populate_locked(uint64_t off, uint64_t size)
 {
 	if (size > mems_g.populate_max)
 		return;
 	int saved = errno;
 	pager_populate(&mems_g.pg, off, size);
 	errno = saved;
+}
+
+void mems_populate_block(uint64_t off, uint64_t size, unsigned gen)
+{
+	mems_lock_take();
+	if (mems_g.ready && mems_generation == gen)
+		mems_populate_locked(off, size);
+	mems_lock_drop();
 }
 
 /* Give back every OS page wholly inside hole h, and forget it is live. */

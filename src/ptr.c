@@ -84,12 +84,17 @@ static void *alloc(size_t size, size_t align, int zero)
 		mems_lock_take();
 	}
 	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off, 0);
+	unsigned gen = mems_generation;
+	if (!err && !zero)
+		mems_populate_locked(off, grain(size));
 	mems_lock_drop();
 	if (err)
 		return failed(err);
 	if (mems_block_ready(off, grain(size), zero) != 0)
 		return NULL;
-	mems_populate_ahead(off, grain(size));
+	/* calloc: after zeroing, which skips the pages still missing */
+	if (zero)
+		mems_populate_block(off, grain(size), gen);
 	errno = saved;
 	return mems_g.span + off;
 }
@@ -262,6 +267,8 @@ void *mems_ptr_realloc(void *p, size_t size)
 		return p;
 	}
 	if (mems_grow_locked(s, want) == 0) {
+		if (want <= mems_g.populate_max)
+			mems_populate_locked(off + have, want - have);
 		mems_lock_drop();
 		if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER &&
 		    pager_populate(&mems_g.pg, off + have, want - have) != 0) {
@@ -271,19 +278,18 @@ void *mems_ptr_realloc(void *p, size_t size)
 			mems_lock_drop();
 			return failed(ENOMEM);
 		}
-		if (want <= mems_g.populate_max)
-			mems_populate_ahead(off + have, want - have);
 		errno = saved;
 		return p;
 	}
 	uint64_t noff;
 	int err = mems_alloc_locked(want, GRAIN, &noff, 0);
+	if (!err)
+		mems_populate_locked(noff, want);
 	mems_lock_drop();
 	if (err)
 		return failed(err);
 	if (mems_block_ready(noff, want, 0) != 0)
 		return NULL;
-	mems_populate_ahead(noff, want);
 	memcpy(mems_g.span + noff, p, have);
 	mems_ptr_free(p);
 	errno = saved;

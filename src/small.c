@@ -388,7 +388,7 @@ static uint32_t new_run(unsigned i, unsigned g, uint16_t home)
 		 * as a block of its size. */
 		uint64_t off = run_at(r)->start;
 		if (mems_g.pg.mode != MEMS_PAGER_UFFD_USER) {
-			mems_populate_ahead(off, sm.bytes[i]);
+			mems_populate_locked(off, sm.bytes[i]);
 		} else if (pager_populate(&mems_g.pg, off, sm.bytes[i]) != 0) {
 			free_run(r);
 			r = 0;
