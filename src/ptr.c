@@ -85,6 +85,7 @@ static void *alloc(size_t size, size_t align, int zero)
 	}
 	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off, 0);
 	unsigned gen = mems_generation;
+	int pop = grain(size) <= mems_g.populate_max;   /* MEMS_POPULATE applies */
 	if (!err && !zero)
 		mems_populate_locked(off, grain(size));
 	mems_lock_drop();
@@ -93,7 +94,7 @@ static void *alloc(size_t size, size_t align, int zero)
 	if (mems_block_ready(off, grain(size), zero) != 0)
 		return NULL;
 	/* calloc: after zeroing, which skips the pages still missing */
-	if (zero)
+	if (zero && pop)
 		mems_populate_block(off, grain(size), gen);
 	errno = saved;
 	return mems_g.span + off;
