@@ -56,7 +56,8 @@ mems_id slab_alloc(struct mems_slab *s)
 		errno = ENOMEM;
 		return 0;
 	}
-	memset(slab_at(s, id), 0, s->size);
+	if (!s->typesafe)
+		memset(slab_at(s, id), 0, s->size);
 	s->live++;
 	return id;
 }
@@ -64,7 +65,8 @@ mems_id slab_alloc(struct mems_slab *s)
 void slab_free(struct mems_slab *s, mems_id id)
 {
 	char *rec = slab_at(s, id);
-	memset(rec, 0, s->size);
+	if (!s->typesafe)
+		memset(rec, 0, s->size);
 	memcpy(rec, &s->free_head, sizeof(uint32_t));
 	s->free_head = id;
 	s->live--;

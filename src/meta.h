@@ -16,11 +16,17 @@ struct mems_slab {
 	uint32_t bump;         /* next never-used id */
 	uint32_t free_head;    /* freed records, linked through their first word */
 	uint32_t live;
+	/* Records are not cleared when freed or allocated, only relinked
+	 * through their first word: a thread holding a stale id reads some
+	 * incarnation of a record of this type (the kernel's
+	 * SLAB_TYPESAFE_BY_RCU) and must check, under the lock that guards
+	 * what it acts on, that it still has the one it meant. */
+	int typesafe;
 };
 
 int slab_init(struct mems_slab *s, size_t rec_size, uint32_t cap);
 void slab_destroy(struct mems_slab *s);
-/* A zeroed record, or 0 when the slab is full. */
+/* A zeroed record (unless typesafe), or 0 when the slab is full. */
 mems_id slab_alloc(struct mems_slab *s);
 void slab_free(struct mems_slab *s, mems_id id);
 

@@ -92,7 +92,7 @@ struct run {
 	uint32_t next, prev;       /* partial list (next: the slab's link) */
 	uint64_t start;            /* span offset, page aligned */
 	uint32_t bytes;
-	uint16_t cls, nblocks;
+	_Atomic uint16_t cls, nblocks;   /* read by stale freers: see free_block */
 	mems_id seg;               /* its PROCESS segment */
 	_Atomic uint8_t state;
 	uint8_t live;              /* the record is in use */
@@ -319,11 +319,12 @@ static uint32_t pop_partial(unsigned i, uint16_t home)
 static void enlist(uint32_t r)
 {
 	struct run *R = run_at(r);
-	pthread_mutex_lock(&list_lock[R->cls]);
+	unsigned i = R->cls;
+	pthread_mutex_lock(&list_lock[i]);
 	uint8_t e = RUN_DETACHED;
-	if (atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
+	if (R->cls == i && atomic_compare_exchange_strong(&R->state, &e, RUN_PARTIAL))
 		push_partial(r);
-	pthread_mutex_unlock(&list_lock[R->cls]);
+	pthread_mutex_unlock(&list_lock[i]);
 }
 
 /* ---------------------------------------------------------------------
@@ -346,13 +347,15 @@ static uint32_t make_run(unsigned i)
 		errno = saved;
 		return 0;
 	}
-	struct run *R = run_at(r);
+	struct run *R = run_at(r);       /* not cleared: the slab is typesafe */
+	R->next = R->prev = 0;
 	R->start = off;
 	R->bytes = sm.bytes[i];
 	R->cls = (uint16_t)i;
 	R->nblocks = sm.nblocks[i];
 	R->seg = s;
 	R->live = 1;
+	R->home = 0;
 	for (unsigned w = 0; w < RUN_WORDS; w++)
 		atomic_store_explicit(&R->free[w], full_word(R, w), memory_order_relaxed);
 	atomic_store(&R->state, RUN_OWNED);
@@ -368,6 +371,8 @@ static void free_run(uint32_t r)
 	for (uint64_t p = R->start / sm.ps; p < (R->start + R->bytes) / sm.ps; p++)
 		atomic_store_explicit(&sm.run_of[p], 0, memory_order_relaxed);
 	mems_free_locked(R->seg);
+	R->live = 0;
+	atomic_store(&R->state, 0);
 	slab_free(&sm.runs, r);
 }
 
@@ -410,13 +415,14 @@ static uint32_t wholly_free(uint32_t r)
 {
 	struct run *R = run_at(r);
 	uint32_t out = 0;
-	pthread_mutex_lock(&list_lock[R->cls]);
-	if (atomic_load(&R->state) == RUN_PARTIAL && all_free(R)) {
+	unsigned i = R->cls;
+	pthread_mutex_lock(&list_lock[i]);
+	if (R->cls == i && atomic_load(&R->state) == RUN_PARTIAL && all_free(R)) {
 		unlink_partial(r);
 		atomic_store(&R->state, RUN_RETIRING);
 		out = r;
 	}
-	pthread_mutex_unlock(&list_lock[R->cls]);
+	pthread_mutex_unlock(&list_lock[i]);
 	return out;
 }
 
@@ -448,6 +454,11 @@ static int free_block(uint64_t off, const char **why, uint32_t *retire)
 		*why = "not allocated (double free?)";
 		return -1;
 	}
+	/* From here on another freer may find R wholly free and retire it,
+	 * and a new run may reuse the record: what is read of it is some
+	 * incarnation's (atomics, the slab is typesafe), and enlist() and
+	 * wholly_free() check the class again under its list lock, which
+	 * every move onto or off a partial list holds. */
 	uint8_t st = atomic_load(&R->state);
 	if (st == RUN_DETACHED && free_count(R) >= enlist_at(R)) {
 		enlist(r);
@@ -571,9 +582,9 @@ void *sm_malloc(size_t size, int zero)
 			int b = take_block(R);
 			if (b >= 0) {
 				char *p = mems_g.span + R->start + (uint64_t)b * block_size(i);
-				leave(th);
-				if (zero)
+				if (zero)       /* before leave(): finish waits for it */
 					memset(p, 0, size);
+				leave(th);
 				return p;
 			}
 			/* full: let go, unless a block was freed meanwhile */
@@ -707,6 +718,7 @@ int sm_start_locked(void)
 		sm.run_of = NULL;
 		return -1;
 	}
+	sm.runs.typesafe = 1;
 	atomic_fetch_add(&sm_gen, 1);          /* odd: on */
 	return 0;
 }
