@@ -64,21 +64,32 @@ int mems_grow_locked(mems_id seg, uint64_t size);     /* 0, or -1 */
  * the PROCESS segment containing off, if any. */
 const char *mems_classify_free(uint64_t off, mems_id *seg);
 
-/* Outside mems_lock, on a block just allocated: zero it if asked (sparing
- * pages the pager will populate with zeros) and populate it in uffd-user
- * mode.  0, or -1 with errno = ENOMEM (the block is freed). */
+/* Under mems_lock, on a block [off, off+size) just allocated: populate it
+ * in uffd-user mode, where a system call writing into a missing page
+ * cannot fault it in, else (if populate) as MEMS_POPULATE says.  0, or
+ * ENOMEM with the block freed and a diagnostic (failed_allocs is the
+ * caller's to count). */
+int mems_ready_locked(uint64_t off, uint64_t size, int populate);
 /* MEMS_POPULATE: populate [off, off+size), a block or run just allocated
  * (or grown) by the pointer API, from this thread if it is small enough.
- * Best effort: what it cannot populate is faulted in as usual.  Under
- * mems_lock (an ioctl: no user page is touched, the handler is never
- * waited for), so that a concurrent mems_finish cannot unmap the pager
- * meanwhile; mems_populate_block takes the lock itself, and does nothing
- * if MeMS was finished (and perhaps started again: mems_generation, under
- * mems_lock, counts the inits) since the block was allocated. */
+ * Best effort: what it cannot populate is faulted in as usual.  An ioctl
+ * (no user page is touched, the handler is never waited for), called
+ * under mems_lock or pinned, so that mems_finish cannot unmap the pager
+ * meanwhile. */
 void mems_populate_locked(uint64_t off, uint64_t size);
-void mems_populate_block(uint64_t off, uint64_t size, unsigned gen);
-extern unsigned mems_generation;
-int mems_block_ready(uint64_t off, uint64_t size, int zero);
+/* Pins: work on a block outside mems_lock (calloc's zeroing, realloc's
+ * copy).  Read the generation under mems_lock when the block is
+ * allocated; mems_pin(gen) fails (0) if MeMS was finished since, else
+ * mems_finish waits for the mems_unpin().  Nothing done pinned may wait
+ * for mems_lock. */
+unsigned mems_generation_locked(void);
+int mems_pin(unsigned gen);
+void mems_unpin(void);
+/* calloc's block, allocated in generation gen: zero what may hold old
+ * data (pages the pager has not populated will be populated with zeros),
+ * then populate it as MEMS_POPULATE says.  0, or -1 if MeMS was finished
+ * meanwhile. */
+int mems_calloc_ready(uint64_t off, uint64_t size, unsigned gen);
 
 void mems_maybe_abort(void);
 

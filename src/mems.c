@@ -9,8 +9,10 @@
  * init/finish (small blocks in runs are allocated and freed without it:
  * small.c).  The pager has its own lock, taken after this one, and the
  * fault handler takes only that.  No user page is touched while mems_lock
- * is held: pre-population in user-mode-only mode runs after it is dropped,
- * on a segment that is already ours.
+ * is held; population (an ioctl into missing pages) is not touching.
+ * What is done to a block outside the lock (calloc's zeroing, realloc's
+ * copy) is done pinned: mems_finish bumps the generation and then waits
+ * until nothing is pinned, and a pin taken for an older generation fails.
  *
  * Bad input (invalid frees, mems_get outside a PROCESS segment, sizes that
  * cannot fit) gets a defined result, a count in the stats and, for frees,
@@ -23,6 +25,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -49,6 +53,8 @@ __thread int mems_lock_held_ __attribute__((tls_model("initial-exec")));
 /* The last initialisation failed: lazy initialisation (mems_malloc) does
  * not retry, and say so, on every call; mems_init() and mems_finish() do. */
 static int init_failed;
+/* Bumped by every init and finish; pins held (mems_pin) */
+static _Atomic unsigned generation, pinned;
 
 /* ---------------------------------------------------------------------
  * Errors
@@ -119,6 +125,7 @@ static void fork_child(void)
 	if (mems_g.ready)
 		pager_fork_child(&mems_g.pg);
 	mems_g.populate_max = 0;        /* kernel mode now: nothing to populate */
+	atomic_store(&pinned, 0);       /* the pinned threads are not here */
 	sm_fork_child_locked();
 	mems_lock_drop();
 }
@@ -208,7 +215,7 @@ int mems_init_locked(void)
 		goto fail;
 	}
 	mems_g.ready = 1;
-	mems_generation++;
+	atomic_fetch_add(&generation, 1);
 	return 0;
 fail:;
 	int e = errno;
@@ -238,6 +245,10 @@ void mems_finish(void)
 {
 	mems_lock_take();
 	if (mems_g.ready) {
+		/* no new pin from here on; wait for the pinned */
+		atomic_fetch_add(&generation, 1);
+		while (atomic_load(&pinned))
+			sched_yield();
 		if (mems_g.stats_fd >= 0)
 			close(mems_g.stats_fd);
 		sm_stop_locked();
@@ -352,25 +363,21 @@ static void zero_block(uint64_t off, uint64_t size)
 	memset(base + hi, 0, end - hi);
 }
 
-int mems_block_ready(uint64_t off, uint64_t size, int zero)
+int mems_ready_locked(uint64_t off, uint64_t size, int populate)
 {
-	if (zero)
-		zero_block(off, size);
-	if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER && pager_populate(&mems_g.pg, off, size) != 0) {
-		mems_diag("cannot populate %" PRIu64 " bytes: %s", size, mems_strerror(errno));
-		mems_lock_take();
-		mems_id s = fl_find_process(&mems_g.fl, off);
-		if (s)
-			mems_free_locked(s);
-		mems_lock_drop();
-		mems_g.failed_allocs++;
-		errno = ENOMEM;
-		return -1;
+	if (mems_g.pg.mode != MEMS_PAGER_UFFD_USER) {
+		if (populate)
+			mems_populate_locked(off, size);
+		return 0;
 	}
-	return 0;
+	int saved = errno;
+	if (pager_populate(&mems_g.pg, off, size) == 0)
+		return 0;
+	mems_diag("cannot populate %" PRIu64 " bytes: %s", size, mems_strerror(errno));
+	mems_free_locked(fl_find_process(&mems_g.fl, off));
+	errno = saved;
+	return ENOMEM;
 }
-
-unsigned mems_generation;
 
 void mems_populate_locked(uint64_t off, uint64_t size)
 {
@@ -381,12 +388,35 @@ void mems_populate_locked(uint64_t off, uint64_t size)
 	errno = saved;
 }
 
-void mems_populate_block(uint64_t off, uint64_t size, unsigned gen)
+unsigned mems_generation_locked(void)
 {
-	mems_lock_take();
-	if (mems_g.ready && mems_generation == gen)
-		mems_populate_locked(off, size);
-	mems_lock_drop();
+	return atomic_load_explicit(&generation, memory_order_relaxed);
+}
+
+int mems_pin(unsigned gen)
+{
+	/* both sequentially consistent: either mems_finish's bump of the
+	 * generation comes first and this sees it, or it sees this pin */
+	atomic_fetch_add(&pinned, 1);
+	if (atomic_load(&generation) == gen)
+		return 1;
+	atomic_fetch_sub(&pinned, 1);
+	return 0;
+}
+
+void mems_unpin(void)
+{
+	atomic_fetch_sub_explicit(&pinned, 1, memory_order_release);
+}
+
+int mems_calloc_ready(uint64_t off, uint64_t size, unsigned gen)
+{
+	if (!mems_pin(gen))
+		return -1;
+	zero_block(off, size);
+	mems_populate_locked(off, size);   /* the pin keeps the pager */
+	mems_unpin();
+	return 0;
 }
 
 /* Give back every OS page wholly inside hole h, and forget it is live. */
@@ -472,23 +502,23 @@ void *mems_malloc(size_t size)
 		return NULL;
 	}
 	if (size > mems_g.span_size) {
-		mems_lock_drop();
 		mems_g.failed_allocs++;
 		mems_diag("mems_malloc(%zu): larger than the whole span (%" PRIu64 " bytes)",
 			  size, mems_g.span_size);
+		mems_lock_drop();
 		mems_maybe_abort();
 		errno = ENOMEM;
 		return NULL;
 	}
 	int err = mems_alloc_locked(size, 1, &off, MEMS_NODE_EXACT);
+	if (!err)
+		err = mems_ready_locked(off, size, 0);
 	mems_lock_drop();
 	if (err) {
 		mems_g.failed_allocs++;
 		errno = err;
 		return NULL;
 	}
-	if (mems_block_ready(off, size, 0) != 0)
-		return NULL;
 	errno = saved;
 	return (void *)(uintptr_t)(MEMS_VIRTUAL_BASE + off);
 }

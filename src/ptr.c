@@ -11,7 +11,8 @@
  * realloc grows in place into the hole after a block when it can, shrinks
  * in place always, and otherwise copies, outside the allocator lock.
  * calloc zeroes only what may hold old data: pages the pager has not
- * populated yet will be populated with zeros.
+ * populated yet will be populated with zeros.  Both copy and zeroing run
+ * pinned (mems_pin), so another thread's mems_finish waits for them.
  *
  * Small blocks (up to SM_MAX_SIZE) come from runs when runs are on
  * (small.c): PROCESS segments of the list cut into blocks of one size,
@@ -67,13 +68,15 @@ static void *alloc(size_t size, size_t align, int zero)
 	}
 	if (size > SIZE_MAX - GRAIN)
 		return failed(ENOMEM);
+	int runs_tried = 0;
+again:
 	mems_lock_take();
 	int was_ready = mems_g.ready;
 	if (mems_init_locked() != 0) {
 		mems_lock_drop();
 		return failed(ENOMEM);
 	}
-	if (!was_ready && align <= GRAIN) {
+	if (!was_ready && !runs_tried && align <= GRAIN) {
 		/* this call initialised MeMS: the runs are there now */
 		mems_lock_drop();
 		void *p = sm_malloc(size, zero);
@@ -81,23 +84,22 @@ static void *alloc(size_t size, size_t align, int zero)
 			errno = saved;
 			return p;
 		}
-		mems_lock_take();
+		runs_tried = 1;
+		goto again;     /* another thread may have finished MeMS meanwhile */
 	}
 	int err = mems_alloc_locked(grain(size), align < GRAIN ? GRAIN : align, &off, 0);
-	unsigned gen = mems_generation;
-	int pop = grain(size) <= mems_g.populate_max;   /* MEMS_POPULATE applies */
-	if (!err && !zero)
-		mems_populate_locked(off, grain(size));
+	if (!err)       /* calloc's block is populated after its zeroing */
+		err = mems_ready_locked(off, grain(size), !zero);
+	unsigned gen = mems_generation_locked();
+	char *p = mems_g.span + off;
 	mems_lock_drop();
 	if (err)
 		return failed(err);
-	if (mems_block_ready(off, grain(size), zero) != 0)
-		return NULL;
-	/* calloc: after zeroing, which skips the pages still missing */
-	if (zero && pop)
-		mems_populate_block(off, grain(size), gen);
+	/* MeMS finished by another thread meanwhile: as a call after it */
+	if (zero && mems_calloc_ready(off, grain(size), gen) != 0)
+		goto again;
 	errno = saved;
-	return mems_g.span + off;
+	return p;
 }
 
 void *mems_ptr_malloc(size_t size)
@@ -202,6 +204,19 @@ size_t mems_ptr_usable_size(const void *p)
 	return n;
 }
 
+/* realloc's copy from p, a block of generation gen, is done pinned: 0
+ * when pinned, else (MeMS was finished by another thread meanwhile, and p
+ * with it) q is freed and p diagnosed as a stale pointer would be. */
+static int finished_during(void *p, void *q, unsigned gen)
+{
+	if (mems_pin(gen))
+		return 0;
+	mems_ptr_free(q);
+	bad_free("realloc", p, "MeMS was finished during the call");
+	errno = EINVAL;
+	return 1;
+}
+
 void *mems_ptr_realloc(void *p, size_t size)
 {
 	mems_id s;
@@ -237,6 +252,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 	uint64_t off = p_to_off(p);
 	const char *why = NULL;
 	size_t small = sm_block_size_locked(off, &why);
+	unsigned gen = mems_generation_locked();
 	if (small && small != SIZE_MAX) {
 		/* a block of a run keeps its size class: move it */
 		mems_lock_drop();
@@ -245,11 +261,13 @@ void *mems_ptr_realloc(void *p, size_t size)
 			return p;
 		}
 		void *q = mems_ptr_malloc(size);
-		if (q) {
+		if (q && !finished_during(p, q, gen)) {
 			memcpy(q, p, small);
+			mems_unpin();
 			mems_ptr_free(p);
+			return q;
 		}
-		return q;
+		return NULL;
 	}
 	if (!small)
 		why = mems_classify_free(off, &s);
@@ -268,33 +286,36 @@ void *mems_ptr_realloc(void *p, size_t size)
 		return p;
 	}
 	if (mems_grow_locked(s, want) == 0) {
-		if (want <= mems_g.populate_max)
-			mems_populate_locked(off + have, want - have);
-		mems_lock_drop();
 		if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER &&
 		    pager_populate(&mems_g.pg, off + have, want - have) != 0) {
 			/* the kernel is out of memory: give the growth back */
-			mems_lock_take();
+			mems_diag("cannot populate %" PRIu64 " bytes: %s", want - have,
+				  mems_strerror(errno));
 			mems_shrink_locked(s, have);
 			mems_lock_drop();
 			return failed(ENOMEM);
 		}
+		if (want <= mems_g.populate_max)
+			mems_populate_locked(off + have, want - have);
+		mems_lock_drop();
 		errno = saved;
 		return p;
 	}
 	uint64_t noff;
 	int err = mems_alloc_locked(want, GRAIN, &noff, 0);
 	if (!err)
-		mems_populate_locked(noff, want);
+		err = mems_ready_locked(noff, want, 1);
+	char *q = mems_g.span + noff;
 	mems_lock_drop();
 	if (err)
 		return failed(err);
-	if (mems_block_ready(noff, want, 0) != 0)
+	if (finished_during(p, NULL, gen))
 		return NULL;
-	memcpy(mems_g.span + noff, p, have);
+	memcpy(q, p, have);
+	mems_unpin();
 	mems_ptr_free(p);
 	errno = saved;
-	return mems_g.span + noff;
+	return q;
 }
 
 void *mems_ptr_to_virtual(const void *p)
