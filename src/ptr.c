@@ -91,7 +91,7 @@ again:
 	if (!err)       /* calloc's block is populated after its zeroing */
 		err = mems_ready_locked(off, grain(size), !zero);
 	unsigned gen = mems_generation_locked();
-	char *p = mems_g.span + off;
+	char *p = err ? NULL : mems_g.span + off;
 	mems_lock_drop();
 	if (err)
 		return failed(err);
@@ -305,7 +305,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 	int err = mems_alloc_locked(want, GRAIN, &noff, 0);
 	if (!err)
 		err = mems_ready_locked(noff, want, 1);
-	char *q = mems_g.span + noff;
+	char *q = err ? NULL : mems_g.span + noff;
 	mems_lock_drop();
 	if (err)
 		return failed(err);
