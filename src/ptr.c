@@ -159,14 +159,14 @@ static void bad_free(const char *fn, const void *p, const char *why)
 void mems_ptr_free(void *p)
 {
 	mems_id s;
-	int saved = errno;      /* free never changes errno (POSIX 2024) */
 
 	if (!p || boot_owns(p))
 		return;
 	const char *why = NULL;
-	int rc = mems_lock_held() ? 0 : sm_free(p, &why);
+	int rc = mems_lock_held() ? 0 : sm_free(p, &why);   /* keeps errno */
 	if (rc > 0)
 		return;
+	int saved = errno;      /* free never changes errno (POSIX 2024) */
 	if (rc == 0) {
 		int took = lock();
 		uint64_t off = p_to_off(p);

@@ -460,7 +460,8 @@ static int free_block(uint64_t off, const char **why, uint32_t *retire)
 	 * wholly_free() check the class again under its list lock, which
 	 * every move onto or off a partial list holds. */
 	uint8_t st = atomic_load(&R->state);
-	if (st == RUN_DETACHED && free_count(R) >= enlist_at(R)) {
+	unsigned at;     /* with one thread the bit just set is enough: no count */
+	if (st == RUN_DETACHED && ((at = enlist_at(R)) == 1 || free_count(R) >= at)) {
 		enlist(r);
 		st = atomic_load(&R->state);
 	}
@@ -533,7 +534,9 @@ static struct sm_thread *attach(void)
 	while (th && th->in_use)
 		th = th->next;
 	if (!th) {
+		int saved = errno;
 		th = os_map_meta(sizeof *th);
+		errno = saved;
 		if (!th) {
 			pthread_mutex_unlock(&reg_lock);
 			return NULL;      /* this thread takes the slow path */
@@ -626,9 +629,11 @@ int sm_free(void *p, const char **why)
 	int rc = free_block((uintptr_t)p - (uintptr_t)mems_g.span, why, &out);
 	leave(th);
 	if (out) {
+		int saved = errno;     /* free never changes errno */
 		mems_lock_take();
 		retire_locked(out, g);
 		mems_lock_drop();
+		errno = saved;
 	}
 	return rc;
 }

@@ -110,6 +110,37 @@ START_TEST(larger_blocks_and_the_seed_api_stay_segments)
 }
 END_TEST
 
+static void free_a_bad_pointer(void *p)
+{
+	mems_ptr_free(p);
+}
+
+/* POSIX 2024: free() never changes errno, on any of its paths: a run's
+ * block (the last one retires the run, which gives its pages back), a
+ * list block, a bad pointer (diagnosed). */
+START_TEST(free_keeps_errno)
+{
+	start("uffd");
+	void *blk[64];
+	for (int i = 0; i < 64; i++)
+		blk[i] = mems_ptr_malloc(1000);
+	void *big = mems_ptr_malloc(100000);
+	ck_assert_uint_gt(t_stats().small_runs, 1);
+	errno = EDOM;
+	for (int i = 0; i < 64; i++)
+		mems_ptr_free(blk[i]);
+	ck_assert_int_eq(errno, EDOM);
+	ck_assert_uint_eq(t_stats().small_runs, 1);      /* all but the thread's own retired */
+	errno = ERANGE;
+	mems_ptr_free(big);
+	ck_assert_int_eq(errno, ERANGE);
+	errno = EDOM;
+	free(t_capture(2, free_a_bad_pointer, (char *)big + 16));
+	ck_assert_int_eq(errno, EDOM);
+	ck_assert_uint_eq(t_stats().invalid_frees, 1);
+}
+END_TEST
+
 START_TEST(off_by_option)
 {
 	ck_assert_int_eq(mems_option_set("small_runs", "0"), 0);
@@ -588,6 +619,7 @@ Suite *small_suite(void)
 	tcase_add_loop_test(tc, runs_serve_small_blocks_and_the_stats_say_so, 0, 2);
 	tcase_add_test(tc, larger_blocks_and_the_seed_api_stay_segments);
 	tcase_add_test(tc, off_by_option);
+	tcase_add_test(tc, free_keeps_errno);
 	tcase_add_test(tc, runs_in_user_mode_are_resident_from_the_start);
 	tcase_add_test(tc, bad_frees_are_diagnosed_and_change_nothing);
 	tcase_add_test(tc, realloc_and_calloc_of_small_blocks);
