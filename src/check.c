@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bits.h"
 #include "diag.h"
 #include "evict.h"
 #include "internal.h"
@@ -170,7 +171,7 @@ static uint64_t popcount_words(const uint64_t *w, size_t n)
 {
 	uint64_t c = 0;
 	for (size_t i = 0; i < n; i++)
-		c += (uint64_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
+		c += (uint64_t)bits_count(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
 	return c;
 }
 

@@ -69,6 +69,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bits.h"
 #include "diag.h"
 #include "evict.h"
 #include "fail.h"
@@ -271,10 +272,10 @@ static uint32_t stream_window(struct mems_pager *pg, uint64_t pi, uint32_t max, 
 static uint64_t dense_block(const struct mems_pager *pg, uint64_t pi)
 {
 	uint64_t word = __atomic_load_n(&pg->resident[pi / 64], __ATOMIC_RELAXED);
-	unsigned r16 = (unsigned)__builtin_popcountll(word & (0xffffull << (pi % 64 / 16 * 16)));
+	unsigned r16 = bits_count(word & (0xffffull << (pi % 64 / 16 * 16)));
 	if (!r16)
 		return 1;
-	unsigned shift = ((unsigned)__builtin_popcountll(word) + r16) / 2;
+	unsigned shift = (bits_count(word) + r16) / 2;
 	return 1ull << (shift > 6 ? 6 : shift);
 }
 
@@ -910,7 +911,7 @@ uint64_t pager_purge_scan(struct mems_pager *pg)
 			}
 		}
 		pg->seen[w] = c & ~due;
-		left += (uint64_t)__builtin_popcountll(pg->seen[w]);
+		left += (uint64_t)bits_count(pg->seen[w]);
 	}
 	pthread_mutex_unlock(&pg->lock);
 	return left;

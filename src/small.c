@@ -64,6 +64,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bits.h"
 #include "diag.h"
 #include "internal.h"
 #include "options.h"
@@ -190,7 +191,7 @@ static unsigned free_count(struct run *R)
 {
 	unsigned n = 0;
 	for (unsigned w = 0; w < RUN_WORDS; w++)
-		n += (unsigned)__builtin_popcountll(atomic_load(&R->free[w]));
+		n += bits_count(atomic_load(&R->free[w]));
 	return n;
 }
 
@@ -803,7 +804,7 @@ uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes
 				continue;
 			unsigned freen = 0;
 			for (unsigned w = 0; w < RUN_WORDS; w++)
-				freen += (unsigned)__builtin_popcountll(atomic_load(&R->free[w]));
+				freen += bits_count(atomic_load(&R->free[w]));
 			runs++;
 			rb += R->bytes;
 			nb += R->nblocks - freen;
