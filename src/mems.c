@@ -55,6 +55,12 @@ __thread int mems_lock_held_ __attribute__((tls_model("initial-exec")));
 static int init_failed;
 /* Bumped by every init and finish; pins held (mems_pin) */
 static _Atomic unsigned generation, pinned;
+/* The span of the last mems_finish, emptied but kept reserved until the
+ * next init has reserved its own: a pointer from before a finish then
+ * never names a block of the next initialisation, and freeing it is
+ * diagnosed rather than freeing someone else's block. */
+static void *tomb;
+static size_t tomb_bytes;
 
 /* ---------------------------------------------------------------------
  * Errors
@@ -172,6 +178,10 @@ int mems_init_locked(void)
 		errno = e;
 		return -1;
 	}
+	if (tomb) {
+		os_unmap(tomb, tomb_bytes);
+		tomb = NULL;
+	}
 	mems_g.span_size = span;
 	if (fl_init(&mems_g.fl, span, MEMS_PAGE_SIZE) != 0) {
 		mems_diag("cannot map the free list's metadata");
@@ -256,7 +266,14 @@ void mems_finish(void)
 		pager_stop(&mems_g.pg);
 		trace_stop();
 		fl_destroy(&mems_g.fl);
-		os_unmap(mems_g.span, mems_g.span_size);
+		if (tomb)
+			os_unmap(tomb, tomb_bytes);
+		tomb = mems_g.span;
+		tomb_bytes = mems_g.span_size;
+		if (os_rereserve(tomb, tomb_bytes) != 0) {
+			os_unmap(tomb, tomb_bytes);
+			tomb = NULL;
+		}
 		memset(&mems_g, 0, sizeof mems_g);
 	}
 	init_failed = 0;

@@ -49,6 +49,13 @@ void *os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+int os_rereserve(void *p, size_t len)
+{
+	void *q = mmap(p, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	return q == p ? 0 : -1;
+}
+
 void *os_map_meta(size_t len)
 {
 	if (injected(FP_MMAP))

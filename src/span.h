@@ -17,6 +17,9 @@ void *os_reserve(size_t len);
  * (never registered with userfaultfd).  NULL on failure (errno). */
 void *os_map_meta(size_t len);
 int os_unmap(void *p, size_t len);
+/* Replace [p, p+len) with a fresh reservation: its pages and its
+ * userfaultfd registration go, the address range stays taken.  0 or -1. */
+int os_rereserve(void *p, size_t len);
 
 /* Make [p, p+len) read/write (commit) or inaccessible again (decommit). */
 int os_commit(void *p, size_t len);

@@ -175,6 +175,38 @@ START_TEST(bad_frees_are_reported_and_harmless)
 }
 END_TEST
 
+/* mems_finish keeps its span reserved, empty, until the next init has its
+ * own: a pointer from before the finish never names a block of the next
+ * initialisation, and freeing it is diagnosed instead of freeing that
+ * block (with the span unmapped, all 3 modes failed: the new span took the
+ * old range and each free silently freed a new block). */
+START_TEST(a_pointer_from_before_a_finish_names_nothing_after_it)
+{
+	setup_mode(_i);
+	char *old[20];
+	for (int i = 0; i < 20; i++)
+		old[i] = mems_ptr_malloc(100);
+	mems_finish();
+	ck_assert_int_eq(mems_try_init(), 0);
+	char *q[20];
+	for (int i = 0; i < 20; i++) {
+		q[i] = mems_ptr_malloc(100);
+		strcpy(q[i], "new");
+	}
+	char *err = t_capture(2, free_bad, old[0]);
+	ck_assert_msg(strstr(err, "not a MeMS address"), "%s", err);
+	free(err);
+	for (int i = 1; i < 20; i++)
+		free(t_capture(2, free_bad, old[i]));
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.invalid_frees, 20);
+	ck_assert_uint_eq(st.process_segments, 20);    /* the new blocks, all there */
+	for (int i = 0; i < 20; i++)
+		ck_assert_str_eq(q[i], "new");
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
 START_TEST(syscalls_read_into_fresh_blocks)
 {
 	setup_mode(_i);
@@ -423,6 +455,7 @@ Suite *ptr_suite(void)
 	tcase_add_loop_test(tc, realloc_grows_in_place_moves_and_shrinks, 0, 3);
 	tcase_add_loop_test(tc, aligned_allocation, 0, 3);
 	tcase_add_test(tc, bad_frees_are_reported_and_harmless);
+	tcase_add_loop_test(tc, a_pointer_from_before_a_finish_names_nothing_after_it, 0, 3);
 	tcase_add_test(tc, calls_made_under_our_own_lock_do_not_deadlock);
 	tcase_add_loop_test(tc, syscalls_read_into_fresh_blocks, 0, 3);
 	tcase_add_loop_test(tc, populate_option_populates_blocks_at_malloc, 0, 5);
