@@ -171,6 +171,12 @@ int mems_init_locked(void)
 	uint64_t span = (uint64_t)opt_int(OPT_SPAN_SIZE) / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
 	memset(&mems_g, 0, sizeof mems_g);
 	mems_g.span = os_reserve(span);
+	if (!mems_g.span && tomb) {
+		/* no room for two spans (ulimit -v): give up on the tomb */
+		os_unmap(tomb, tomb_bytes);
+		tomb = NULL;
+		mems_g.span = os_reserve(span);
+	}
 	if (!mems_g.span) {
 		int e = errno;
 		mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s", span, mems_strerror(e));

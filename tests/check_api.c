@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -184,6 +185,33 @@ START_TEST(before_init)
 	/* mems_malloc initialises lazily */
 	ck_assert_ptr_eq(mems_malloc(10), V(1000));
 	ck_assert_str_eq(t_stats().mode_name, "uffd");
+}
+END_TEST
+
+/* mems_finish keeps its span reserved until the next init has its own;
+ * where the address space has no room for two spans (ulimit -v), the next
+ * init gives the old one up first rather than fail.  (Not under the
+ * sanitizers, whose shadow memory does not fit under such a limit.) */
+START_TEST(init_after_finish_under_an_address_space_limit)
+{
+	if (SANITIZED)
+		return;
+	ck_assert_int_eq(mems_option_set("span_size", "8G"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	mems_finish();                      /* its 8 GiB stay reserved */
+	struct rlimit rl, was;
+	ck_assert_int_eq(getrlimit(RLIMIT_AS, &was), 0);
+	rl = was;
+	rl.rlim_cur = ((rlim_t)t_status_kib("VmSize") << 10) + (4ull << 30);
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	char *p = mems_ptr_malloc(100);
+	ck_assert_ptr_nonnull(p);
+	strcpy(p, "room");
+	ck_assert_str_eq(p, "room");
+	mems_finish();
+	mems_option_reset();
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &was), 0);   /* even with CK_FORK=no */
 }
 END_TEST
 
@@ -532,6 +560,7 @@ Suite *api_suite(void)
 	tcase_add_test(tc, running_out_of_span_is_enomem_not_abort);
 	tcase_add_test(tc, before_init);
 	tcase_add_test(tc, finish_and_init_cycles_leave_nothing_behind);
+	tcase_add_test(tc, init_after_finish_under_an_address_space_limit);
 	tcase_add_loop_test(tc, fork_child_keeps_working, 0, 3);
 	tcase_add_test(tc, ordinary_user_gets_user_mode_only_and_syscalls_work);
 	suite_add_tcase(s, tc);
