@@ -64,11 +64,14 @@ int mems_grow_locked(mems_id seg, uint64_t size);     /* 0, or -1 */
  * the PROCESS segment containing off, if any. */
 const char *mems_classify_free(uint64_t off, mems_id *seg);
 
-/* Under mems_lock, on a block [off, off+size) just allocated: populate it
- * in uffd-user mode, where a system call writing into a missing page
- * cannot fault it in, else (if populate) as MEMS_POPULATE says.  0, or
- * ENOMEM with the block freed and a diagnostic (failed_allocs is the
- * caller's to count). */
+/* Under mems_lock, on [off, off+size) just allocated or grown (a block, a
+ * run): populate all of it in uffd-user mode, where a system call writing
+ * into a missing page cannot fault it in (0, or -1 with errno and the
+ * caller undoes the allocation), else (if populate) as MEMS_POPULATE
+ * says, best effort (0). */
+int mems_fill_locked(uint64_t off, uint64_t size, int populate);
+/* mems_fill_locked for a block just allocated: 0, or ENOMEM with the block
+ * freed and a diagnostic (failed_allocs is the caller's to count). */
 int mems_ready_locked(uint64_t off, uint64_t size, int populate);
 /* MEMS_POPULATE: populate [off, off+size), a block or run just allocated
  * (or grown) by the pointer API, from this thread if it is small enough.

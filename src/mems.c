@@ -62,6 +62,13 @@ static _Atomic unsigned generation, pinned;
 static void *tomb;
 static size_t tomb_bytes;
 
+static void drop_tomb(void)
+{
+	if (tomb)
+		os_unmap(tomb, tomb_bytes);
+	tomb = NULL;
+}
+
 /* ---------------------------------------------------------------------
  * Errors
  * ------------------------------------------------------------------- */
@@ -173,8 +180,7 @@ int mems_init_locked(void)
 	mems_g.span = os_reserve(span);
 	if (!mems_g.span && tomb) {
 		/* no room for two spans (ulimit -v): give up on the tomb */
-		os_unmap(tomb, tomb_bytes);
-		tomb = NULL;
+		drop_tomb();
 		mems_g.span = os_reserve(span);
 	}
 	if (!mems_g.span) {
@@ -184,10 +190,7 @@ int mems_init_locked(void)
 		errno = e;
 		return -1;
 	}
-	if (tomb) {
-		os_unmap(tomb, tomb_bytes);
-		tomb = NULL;
-	}
+	drop_tomb();
 	mems_g.span_size = span;
 	if (fl_init(&mems_g.fl, span, MEMS_PAGE_SIZE) != 0) {
 		mems_diag("cannot map the free list's metadata");
@@ -272,14 +275,10 @@ void mems_finish(void)
 		pager_stop(&mems_g.pg);
 		trace_stop();
 		fl_destroy(&mems_g.fl);
-		if (tomb)
-			os_unmap(tomb, tomb_bytes);
-		tomb = mems_g.span;
+		tomb = mems_g.span;      /* none now: init dropped the last one */
 		tomb_bytes = mems_g.span_size;
-		if (os_rereserve(tomb, tomb_bytes) != 0) {
-			os_unmap(tomb, tomb_bytes);
-			tomb = NULL;
-		}
+		if (os_rereserve(tomb, tomb_bytes) != 0)
+			drop_tomb();
 		memset(&mems_g, 0, sizeof mems_g);
 	}
 	init_failed = 0;
@@ -386,15 +385,19 @@ static void zero_block(uint64_t off, uint64_t size)
 	memset(base + hi, 0, end - hi);
 }
 
+int mems_fill_locked(uint64_t off, uint64_t size, int populate)
+{
+	if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER)
+		return pager_populate(&mems_g.pg, off, size);
+	if (populate)
+		mems_populate_locked(off, size);
+	return 0;
+}
+
 int mems_ready_locked(uint64_t off, uint64_t size, int populate)
 {
-	if (mems_g.pg.mode != MEMS_PAGER_UFFD_USER) {
-		if (populate)
-			mems_populate_locked(off, size);
-		return 0;
-	}
 	int saved = errno;
-	if (pager_populate(&mems_g.pg, off, size) == 0)
+	if (mems_fill_locked(off, size, populate) == 0)
 		return 0;
 	mems_diag("cannot populate %" PRIu64 " bytes: %s", size, mems_strerror(errno));
 	mems_free_locked(fl_find_process(&mems_g.fl, off));

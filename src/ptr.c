@@ -286,8 +286,7 @@ void *mems_ptr_realloc(void *p, size_t size)
 		return p;
 	}
 	if (mems_grow_locked(s, want) == 0) {
-		if (mems_g.pg.mode == MEMS_PAGER_UFFD_USER &&
-		    pager_populate(&mems_g.pg, off + have, want - have) != 0) {
+		if (mems_fill_locked(off + have, want - have, want <= mems_g.populate_max) != 0) {
 			/* the kernel is out of memory: give the growth back */
 			mems_diag("cannot populate %" PRIu64 " bytes: %s", want - have,
 				  mems_strerror(errno));
@@ -295,8 +294,6 @@ void *mems_ptr_realloc(void *p, size_t size)
 			mems_lock_drop();
 			return failed(ENOMEM);
 		}
-		if (want <= mems_g.populate_max)
-			mems_populate_locked(off + have, want - have);
 		mems_lock_drop();
 		errno = saved;
 		return p;

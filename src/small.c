@@ -392,10 +392,7 @@ static uint32_t new_run(unsigned i, unsigned g, uint16_t home)
 		 * handed out (a system call writing into it cannot fault it
 		 * in): the whole run, or no run.  Else MEMS_POPULATE, the run
 		 * as a block of its size. */
-		uint64_t off = run_at(r)->start;
-		if (mems_g.pg.mode != MEMS_PAGER_UFFD_USER) {
-			mems_populate_locked(off, sm.bytes[i]);
-		} else if (pager_populate(&mems_g.pg, off, sm.bytes[i]) != 0) {
+		if (mems_fill_locked(run_at(r)->start, sm.bytes[i], 1) != 0) {
 			free_run(r);
 			r = 0;
 		}
