@@ -129,11 +129,6 @@ START_TEST(pointer_api_realloc_of_bad_pointers)
 }
 END_TEST
 
-static void ptr_free(void *p)
-{
-	mems_ptr_free(p);
-}
-
 START_TEST(pointer_api_foreign_and_stack_pointers)
 {
 	ck_assert_int_eq(mems_try_init(), 0);
@@ -143,7 +138,7 @@ START_TEST(pointer_api_foreign_and_stack_pointers)
 	strcpy(glibc, "glibc's");
 	void *bad[] = { glibc, &local, (void *)(uintptr_t)4096, (void *)UINTPTR_MAX };
 	for (int i = 0; i < 4; i++) {
-		char *err = t_capture(2, ptr_free, bad[i]);
+		char *err = t_capture(2, t_ptr_free, bad[i]);
 		ck_assert_msg(strstr(err, "free(") && strstr(err, "not a MeMS address"), "%s", err);
 		free(err);
 		ck_assert_uint_eq(mems_ptr_usable_size(bad[i]), 0);
@@ -167,7 +162,7 @@ START_TEST(calls_after_finish)
 	char *err = t_capture(2, (void (*)(void *))mems_free, v);
 	ck_assert_msg(strstr(err, "MeMS is not initialised"), "%s", err);
 	free(err);
-	err = t_capture(2, ptr_free, p);
+	err = t_capture(2, t_ptr_free, p);
 	ck_assert_msg(strstr(err, "MeMS is not initialised"), "%s", err);
 	free(err);
 	errno = 0;

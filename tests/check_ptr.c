@@ -141,11 +141,6 @@ START_TEST(aligned_allocation)
 }
 END_TEST
 
-static void free_bad(void *p)
-{
-	mems_ptr_free(p);
-}
-
 START_TEST(bad_frees_are_reported_and_harmless)
 {
 	setup_mode(0);
@@ -155,7 +150,7 @@ START_TEST(bad_frees_are_reported_and_harmless)
 	void *bad[] = { p + 8, &local, (void *)16 };
 	const char *why[] = { "inside a segment", "not a MeMS address", "not a MeMS address" };
 	for (int i = 0; i < 3; i++) {
-		char *err = t_capture(2, free_bad, bad[i]);
+		char *err = t_capture(2, t_ptr_free, bad[i]);
 		ck_assert_msg(strstr(err, "free(") && strstr(err, why[i]), "%s", err);
 		free(err);
 	}
@@ -164,7 +159,7 @@ START_TEST(bad_frees_are_reported_and_harmless)
 	free(stats2);
 	free(seed2);
 	mems_ptr_free(p);
-	char *err = t_capture(2, free_bad, p);
+	char *err = t_capture(2, t_ptr_free, p);
 	ck_assert_ptr_nonnull(strstr(err, "double free"));
 	free(err);
 	ck_assert_uint_eq(t_stats().invalid_frees, 4);
@@ -193,11 +188,11 @@ START_TEST(a_pointer_from_before_a_finish_names_nothing_after_it)
 		q[i] = mems_ptr_malloc(100);
 		strcpy(q[i], "new");
 	}
-	char *err = t_capture(2, free_bad, old[0]);
+	char *err = t_capture(2, t_ptr_free, old[0]);
 	ck_assert_msg(strstr(err, "not a MeMS address"), "%s", err);
 	free(err);
 	for (int i = 1; i < 20; i++)
-		free(t_capture(2, free_bad, old[i]));
+		free(t_capture(2, t_ptr_free, old[i]));
 	struct mems_stats st = t_stats();
 	ck_assert_uint_eq(st.invalid_frees, 20);
 	ck_assert_uint_eq(st.process_segments, 20);    /* the new blocks, all there */

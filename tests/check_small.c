@@ -110,11 +110,6 @@ START_TEST(larger_blocks_and_the_seed_api_stay_segments)
 }
 END_TEST
 
-static void free_a_bad_pointer(void *p)
-{
-	mems_ptr_free(p);
-}
-
 /* POSIX 2024: free() never changes errno, on any of its paths: a run's
  * block (the last one retires the run, which gives its pages back), a
  * list block, a bad pointer (diagnosed). */
@@ -135,7 +130,7 @@ START_TEST(free_keeps_errno)
 	mems_ptr_free(big);
 	ck_assert_int_eq(errno, ERANGE);
 	errno = EDOM;
-	free(t_capture(2, free_a_bad_pointer, (char *)big + 16));
+	free(t_capture(2, t_ptr_free, (char *)big + 16));
 	ck_assert_int_eq(errno, EDOM);
 	ck_assert_uint_eq(t_stats().invalid_frees, 1);
 }

@@ -113,6 +113,12 @@ static inline void t_print_stats(void *unused)
 	mems_print_stats();
 }
 
+/* mems_ptr_free(p), for t_capture: what a bad free diagnoses on stderr. */
+static inline void t_ptr_free(void *p)
+{
+	mems_ptr_free(p);
+}
+
 /* What mems_print_stats() writes to stdout; free() it. */
 static inline char *t_capture_stats(void)
 {
