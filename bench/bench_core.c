@@ -7,7 +7,8 @@
  *     with 100 live segments and with 100,000.
  *  2. First touch, one write per page of a fresh 256 MiB region:
  *     MeMS (its pager) vs the kernel's demand paging on plain mmap memory vs
- *     MADV_POPULATE_WRITE, in sequential and in random page order; and
+ *     MADV_POPULATE_WRITE, in sequential and in random page order; MeMS
+ *     without its fault-ahead helper (MEMS_FAULT_AHEAD=0); and
  *     MeMS with MEMS_TRACE on against off (the cost of recording); and the
  *     cost of fault-around in pages nobody touches: one page in 16 written
  *     at random, pages populated per page written.
@@ -53,9 +54,10 @@ static double churn_ns(size_t live, size_t ops)
 
 /* ---------------------------------------------------------------- first touch */
 
-enum peer { P_MEMS, P_KERNEL, P_POPULATE, P_TRACED };
+enum peer { P_MEMS, P_KERNEL, P_POPULATE, P_TRACED, P_ALONE, NPEERS };
 static const char *const peer_name[] = { "MeMS (uffd pager)", "kernel demand paging",
-					 "MADV_POPULATE_WRITE", "MeMS, MEMS_TRACE on" };
+					 "MADV_POPULATE_WRITE", "MeMS, MEMS_TRACE on",
+					 "MeMS, FAULT_AHEAD=0" };
 
 static size_t *order;
 
@@ -65,9 +67,11 @@ static double touch_ns(enum peer p, size_t pages, int random)
 	char *base = NULL, *v = NULL;
 	char trace[64];
 	snprintf(trace, sizeof trace, "/tmp/mems-bench-%d.trc", (int)getpid());
-	if (p == P_MEMS || p == P_TRACED) {
+	if (p == P_MEMS || p == P_TRACED || p == P_ALONE) {
 		if (p == P_TRACED)
 			mems_option_set("trace", trace);
+		if (p == P_ALONE)
+			mems_option_set("fault_ahead", "0");
 		mems_init();
 		v = mems_malloc(len);
 		base = mems_get(v);
@@ -89,7 +93,7 @@ static double touch_ns(enum peer p, size_t pages, int random)
 			base[(random ? order[i] : i) * ps] = 1;
 	}
 	double t = now() - t0;
-	if (p == P_MEMS || p == P_TRACED) {
+	if (p == P_MEMS || p == P_TRACED || p == P_ALONE) {
 		struct mems_stats st;
 		mems_stats_get(&st);
 		if (st.pages_touched < pages) {
@@ -167,26 +171,29 @@ int main(void)
 	mems_finish();
 	printf("first touch, one write per page of 256 MiB (pager: %s)\n", st.mode_name);
 	printf("  %-24s %14s %14s\n", "", "sequential", "random");
-	double res[4][2];
+	double res[NPEERS][2];
 	for (int rnd = 0; rnd < 2; rnd++)
-		for (int p = 0; p < 4; p++) {
+		for (int p = 0; p < NPEERS; p++) {
 			double v[REPS];
 			for (int r = 0; r < REPS; r++)
 				v[r] = touch_ns((enum peer)p, pages, rnd);
 			res[p][rnd] = median(v, REPS);
 		}
-	for (int p = 0; p < 4; p++)
+	for (int p = 0; p < NPEERS; p++)
 		printf("  %-24s %11.0f ns %11.0f ns  per page\n", peer_name[p], res[p][0], res[p][1]);
 	printf("  %-24s %13.2fx %13.2fx\n", "MeMS / kernel paging",
 	       res[P_MEMS][0] / res[P_KERNEL][0], res[P_MEMS][1] / res[P_KERNEL][1]);
 	printf("  %-24s %13.2fx %13.2fx\n", "MeMS / POPULATE_WRITE",
 	       res[P_MEMS][0] / res[P_POPULATE][0], res[P_MEMS][1] / res[P_POPULATE][1]);
+	printf("  %-24s %13.2fx %13.2fx\n", "FAULT_AHEAD=0 / kernel",
+	       res[P_ALONE][0] / res[P_KERNEL][0], res[P_ALONE][1] / res[P_KERNEL][1]);
 	printf("  %-24s %13.2fx %13.2fx\n", "tracing on / off",
 	       res[P_TRACED][0] / res[P_MEMS][0], res[P_TRACED][1] / res[P_MEMS][1]);
 	bench_result("first_touch_seq_vs_kernel", res[P_MEMS][0] / res[P_KERNEL][0]);
 	bench_result("first_touch_seq_vs_populate_write", res[P_MEMS][0] / res[P_POPULATE][0]);
 	bench_result("first_touch_random_vs_kernel", res[P_MEMS][1] / res[P_KERNEL][1]);
 	bench_result("tracing_seq_on_vs_off", res[P_TRACED][0] / res[P_MEMS][0]);
+	bench_result("first_touch_seq_no_fault_ahead_vs_kernel", res[P_ALONE][0] / res[P_KERNEL][0]);
 	printf("\nfault-around on sparse random writes (one page of each group, groups in\n"
 	       "random order): pages resident and faults per page written\n");
 	printf("  %-12s %10s %10s\n", "one page in", "pages", "faults");

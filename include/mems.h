@@ -154,6 +154,10 @@ struct mems_stats {
 	 * block in uffd-user mode, blocks and runs up to MEMS_POPULATE bytes
 	 * otherwise; included in pages_populated */
 	uint64_t pages_prepopulated;
+	/* pages populated ahead of a sequential stream by the fault-ahead
+	 * helper thread (MEMS_FAULT_AHEAD), not by a fault; included in
+	 * pages_populated */
+	uint64_t pages_ahead;
 };
 
 /* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */

@@ -216,7 +216,7 @@ int mems_check_locked(char *why, size_t len)
 			snprintf(why, len, "out of memory for the check");
 			rc = -1;
 		} else {
-			pthread_mutex_lock(&pg->lock);
+			pager_lock(pg);
 			rc = check_list(fl, map, ps, why, len);
 			if (!rc)
 				rc = check_pager(pg, map, fl->committed, why, len);

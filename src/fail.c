@@ -31,6 +31,7 @@ static const struct {
 	[FP_UFFD_API] = { "uffd-api", EINVAL },
 	[FP_UFFD_REGISTER] = { "uffd-register", EPERM },
 	[FP_UFFD_COPY] = { "uffd-copy", ENOMEM },
+	[FP_AHEAD_COPY] = { "ahead-copy", ENOMEM },
 	[FP_UFFD_WP] = { "uffd-wp", ENOMEM },
 	[FP_URING_INIT] = { "uring-init", ENOMEM },
 	[FP_URING_WRITE] = { "uring-write", EIO },

@@ -11,6 +11,7 @@ enum fail_point {
 	FP_UFFD_API,      /* UFFDIO_API on the descriptor kept: EINVAL */
 	FP_UFFD_REGISTER, /* UFFDIO_REGISTER: EPERM */
 	FP_UFFD_COPY,     /* UFFDIO_COPY / UFFDIO_ZEROPAGE: ENOMEM */
+	FP_AHEAD_COPY,    /* UFFDIO_COPY of the fault-ahead helper: ENOMEM */
 	FP_UFFD_WP,       /* UFFDIO_WRITEPROTECT: ENOMEM */
 	FP_URING_INIT,    /* io_uring_queue_init: ENOMEM */
 	FP_URING_WRITE,   /* a store write request: EIO */

@@ -205,6 +205,7 @@ int mems_init_locked(void)
 		.cap = (uint64_t)opt_int(OPT_RESIDENT_MAX),
 		.swap = swap,
 		.fifo = !strcmp(opt_choice(OPT_EVICT_POLICY), "fifo"),
+		.ahead = (int)opt_int(OPT_FAULT_AHEAD),
 	};
 	sm_register_barrier();
 	if (pager_start(&mems_g.pg, &cf, mems_g.span, span) != 0) {

@@ -51,6 +51,7 @@ static const struct opt_def {
 	[OPT_PURGE_DELAY] = { "purge_delay", K_INT, 0, -1, 60000, NULL, 0 },
 	[OPT_SMALL_RUNS] = { "small_runs", K_BOOL, 0, 0, 1, NULL, 0 },
 	[OPT_POPULATE] = { "populate", K_SIZE, 0, 4096, 1ll << 30, NULL, 1 },
+	[OPT_FAULT_AHEAD] = { "fault_ahead", K_BOOL, 1, 0, 1, NULL, 0 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -21,6 +21,7 @@ enum mems_opt {
 	OPT_PURGE_DELAY,      /* ms before free pages go back (-1 never) (init) */
 	OPT_SMALL_RUNS,       /* small blocks in runs (pointer API)   (init) */
 	OPT_POPULATE,         /* blocks up to this populated at malloc (init) */
+	OPT_FAULT_AHEAD,      /* a helper thread populates ahead     (init) */
 	OPT_COUNT
 };
 

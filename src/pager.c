@@ -17,7 +17,9 @@
  * buffers each keep their window.  Write faults are resolved with
  * UFFDIO_COPY from a buffer of zeros (the page is then writable at once),
  * read faults with UFFDIO_ZEROPAGE (the shared zero page; a later write is
- * the kernel's own copy-on-write fault).  With MEMS_TRACE each resolved
+ * the kernel's own copy-on-write fault).  A write stream at the full window
+ * has the window after it populated by a second thread, the fault-ahead
+ * helper, at the same time (below).  With MEMS_TRACE each resolved
  * fault and each release is recorded (trace.c; recording never waits).
  *
  * A bitmap of resident pages, under pg->lock, is what makes "touched"
@@ -36,9 +38,9 @@
  * calls madvise (so UFFD_FEATURE_EVENT_REMOVE stays off).  EEXIST means
  * the page is there already; EAGAIN means retry the rest.
  *
- * Lock order: allocator lock, then pg->lock, then the trace ring's
- * spinlock.  The handler takes only the last two, and nothing under
- * pg->lock can fault on the span.
+ * Lock order: allocator lock, then pg->lock, then ahead_mu, then the trace
+ * ring's spinlock.  The handler takes only the last three, the helper only
+ * the last two, and nothing under pg->lock can fault on the span.
  *
  * Modes, tried in this order by "auto":
  *   uffd       userfaultfd(2), else /dev/userfaultfd: all faults, kernel
@@ -89,6 +91,9 @@
 #endif
 
 #define WINDOW_MAX 512u
+/* The smallest window worth handing to the helper: fewer pages take less
+ * time to copy than the helper takes to wake up. */
+#define AHEAD_MIN 64u
 
 const char *pager_mode_name(enum mems_pager_mode m)
 {
@@ -166,11 +171,12 @@ void pager_wake(struct mems_pager *pg, uint64_t pi)
  * EEXIST/EAGAIN.  *woke says whether an ioctl populated page pi itself,
  * which wakes the threads waiting on it. */
 static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *src, int wp,
-		    int *woke)
+		    int *woke, uint64_t *made, enum fail_point fp)
 {
 	uint64_t done = 0;
 
 	*woke = 0;
+	*made = 0;
 	while (done < n) {
 		uint64_t dst = (uint64_t)(uintptr_t)pg->base + (pi + done) * pg->ps;
 		uint64_t len = (n - done) * pg->ps;
@@ -181,7 +187,7 @@ static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *
 			struct uffdio_copy c = { .dst = dst, .len = len,
 				.src = (uint64_t)(uintptr_t)src + done * pg->ps,
 				.mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
-			if ((err = fail_now(FP_UFFD_COPY)) != 0)
+			if ((err = fail_now(fp)) != 0)
 				c.copy = -err;
 			else if (ioctl(pg->uffd, UFFDIO_COPY, &c) != 0)
 				err = errno;
@@ -200,6 +206,7 @@ static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *
 				*woke = 1;
 			bits_set(pg, pi + done, k);
 			pg->touched += k;
+			*made += k;
 			done += k;
 		}
 		if (err == 0 || err == EAGAIN)
@@ -209,6 +216,7 @@ static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *
 			if (!bit_get(pg, pi + done)) {
 				bits_set(pg, pi + done, 1);
 				pg->touched++;
+				++*made;
 			}
 			done++;
 			continue;
@@ -220,16 +228,135 @@ static int copy_run(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *
 
 static int populate_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int write, int *woke)
 {
-	uint64_t before = pg->touched;
-	int err = copy_run(pg, pi, n, write ? pg->zeros : NULL, 0, woke);
-	pg->populated += pg->touched - before;
+	uint64_t made;
+	int err = copy_run(pg, pi, n, write ? pg->zeros : NULL, 0, woke, &made, FP_UFFD_COPY);
+	pg->populated += made;
 	return err;
 }
 
 int pager_copy_in(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *src, int wp,
 		  int *woke)
 {
-	return copy_run(pg, pi, n, src, wp, woke);
+	uint64_t made;
+	return copy_run(pg, pi, n, src, wp, woke, &made, FP_UFFD_COPY);
+}
+
+/* ---------------------------------------------------------------------
+ * The fault-ahead helper
+ *
+ * One thread populating a sequential stream is bounded by UFFDIO_COPY's
+ * own cost; two populate it at nearly twice the rate (the mmap lock is
+ * taken for reading).  When a stream's window is at its maximum the
+ * handler hands the window after it to the helper and populates its own
+ * at the same time: the stream's next fault is then two windows on.
+ *
+ * Pages [ahead_lo, ahead_hi) are in flight (ahead_hi 0: none) from the
+ * moment the handler posts them (under pg->lock and ahead_mu) until the
+ * helper has populated them, set their bits and counted them (it clears
+ * ahead_hi under ahead_mu).  The handler leaves pages in flight alone (a
+ * fault on one is woken by the helper's ioctl), and every other path that
+ * takes pg->lock waits them out (pager_lock), so the bitmap is exact
+ * whenever anyone but the handler looks at it.  The helper follows the
+ * handler's rules and takes no lock but ahead_mu.
+ * ------------------------------------------------------------------- */
+
+static int in_flight(const struct mems_pager *pg, uint64_t i)
+{
+	uint64_t hi = atomic_load_explicit(&pg->ahead_hi, memory_order_acquire);
+	return i < hi && i >= atomic_load_explicit(&pg->ahead_lo, memory_order_relaxed);
+}
+
+/* Populated, or being populated by the helper (the handler's view). */
+static int taken(const struct mems_pager *pg, uint64_t i)
+{
+	return bit_get(pg, i) || in_flight(pg, i);
+}
+
+void pager_lock(struct mems_pager *pg)
+{
+	pthread_mutex_lock(&pg->lock);
+	/* only the handler posts, under pg->lock: once idle, idle until we
+	 * unlock */
+	if (atomic_load_explicit(&pg->ahead_hi, memory_order_acquire)) {
+		pthread_mutex_lock(&pg->ahead_mu);
+		while (atomic_load_explicit(&pg->ahead_hi, memory_order_acquire))
+			pthread_cond_wait(&pg->ahead_idle, &pg->ahead_mu);
+		pthread_mutex_unlock(&pg->ahead_mu);
+	}
+}
+
+/* Hand pages [lo, lo+n) to the idle helper (pg->lock held). */
+static void ahead_post(struct mems_pager *pg, uint64_t lo, uint64_t n)
+{
+	pthread_mutex_lock(&pg->ahead_mu);
+	atomic_store_explicit(&pg->ahead_lo, lo, memory_order_relaxed);
+	atomic_store_explicit(&pg->ahead_hi, lo + n, memory_order_release);
+	pthread_cond_signal(&pg->ahead_work);
+	pthread_mutex_unlock(&pg->ahead_mu);
+}
+
+static void *ahead_main(void *arg)
+{
+	struct mems_pager *pg = arg;
+	uint32_t tid = (uint32_t)syscall(SYS_gettid);
+
+	pager_in_handler_ = 1;     /* the handler's rules: never allocates */
+	pthread_mutex_lock(&pg->ahead_mu);
+	for (;;) {
+		while (!atomic_load_explicit(&pg->ahead_hi, memory_order_relaxed) && !pg->ahead_stop)
+			pthread_cond_wait(&pg->ahead_work, &pg->ahead_mu);
+		uint64_t hi = atomic_load_explicit(&pg->ahead_hi, memory_order_relaxed);
+		if (!hi)
+			break;
+		uint64_t lo = atomic_load_explicit(&pg->ahead_lo, memory_order_relaxed);
+		pthread_mutex_unlock(&pg->ahead_mu);
+
+		uint64_t t0 = trace_active() ? trace_now() : 0, made;
+		int woke;
+		int err = copy_run(pg, lo, hi - lo, pg->zeros, 0, &woke, &made, FP_AHEAD_COPY);
+		pg->populated += made;
+		pg->ahead += made;
+		if (t0 && made)
+			trace_event(t0, TRACE_AHEAD, lo * pg->ps, (uint32_t)made, tid,
+				    (uint32_t)(trace_now() - t0), pg->touched,
+				    atomic_load(&pg->committed) / pg->ps);
+
+		pthread_mutex_lock(&pg->ahead_mu);
+		atomic_store_explicit(&pg->ahead_hi, 0, memory_order_release);
+		pthread_cond_broadcast(&pg->ahead_idle);
+		if (err) {
+			/* A fault the handler left to us while the pages were
+			 * in flight: wake it now that they are not, so that it
+			 * faults again and the handler takes it. */
+			struct uffdio_range r = { .start = (uint64_t)(uintptr_t)pg->base + lo * pg->ps,
+						  .len = (hi - lo) * pg->ps };
+			ioctl(pg->uffd, UFFDIO_WAKE, &r);
+			if (!atomic_exchange(&pg->error_reported, 1))
+				mems_diag("pager: cannot populate ahead at %p: %s",
+					  (void *)(pg->base + lo * pg->ps), mems_strerror(err));
+		}
+	}
+	pthread_mutex_unlock(&pg->ahead_mu);
+	return NULL;
+}
+
+/* Whether to run a helper: only with a core for it besides the program's. */
+static int ahead_worth_it(void)
+{
+	cpu_set_t set;
+	return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 2;
+}
+
+static void ahead_stop(struct mems_pager *pg)
+{
+	if (!pg->ahead_on)
+		return;
+	pthread_mutex_lock(&pg->ahead_mu);
+	pg->ahead_stop = 1;
+	pthread_cond_signal(&pg->ahead_work);
+	pthread_mutex_unlock(&pg->ahead_mu);
+	pthread_join(pg->ahead_thread, NULL);
+	pg->ahead_on = 0;
 }
 
 /* The fault-around window for a fault on page pi: the stream that ended
@@ -326,6 +453,12 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, 0, tid, t_read);
 		return 0;
 	}
+	if (in_flight(pg, pi)) {
+		/* the helper is populating it: its ioctl wakes the thread */
+		pg->faults++;
+		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, 0, tid, t_read);
+		return 0;
+	}
 	uint64_t room = pg->ev ? evict_room(pg) : UINT64_MAX;
 	if (!room) {
 		evict_kick(pg);
@@ -347,7 +480,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 	if (!pg->ev && back) {
 		/* a stream going down: the window ends at pi */
 		uint64_t lo = pi;
-		while (pi - lo + 1 < w && lo > 0 && !bit_get(pg, lo - 1) && live_get(pg, lo - 1))
+		while (pi - lo + 1 < w && lo > 0 && !taken(pg, lo - 1) && live_get(pg, lo - 1))
 			lo--;
 		pg->streams[back - 1].start = lo;
 		int woke;
@@ -361,16 +494,28 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 			pager_wake(pg, pi);
 		return 0;
 	}
+	int full = w >= AHEAD_MIN && w == atomic_load(&pg->window);
 	if (w == 1 && !pg->ev) {
 		uint64_t b = dense_block(pg, pi);
 		blo = pi & ~(b - 1);
 		bhi = blo + b < lim ? blo + b : lim;
 		w = (uint32_t)(bhi - pi);
 	}
-	while (n < w && pi + n < lim && !bit_get(pg, pi + n) && live_get(pg, pi + n) &&
+	while (n < w && pi + n < lim && !taken(pg, pi + n) && live_get(pg, pi + n) &&
 	       !(pg->ev && evict_swapped(pg, pi + n)))
 		n++;
-	stream_advance(pg, pi, pi + n);
+	uint64_t ahead = 0;
+	if (full && write && n == w && pg->ahead_on && !atomic_load(&pg->ahead_hi)) {
+		/* a stream of writes at full speed: the helper takes the next
+		 * window (reads map the zero page, which costs no memory: they
+		 * are left to the handler) */
+		while (ahead < w && pi + n + ahead < lim && !bit_get(pg, pi + n + ahead) &&
+		       live_get(pg, pi + n + ahead))
+			ahead++;
+		if (ahead)
+			ahead_post(pg, pi + n, ahead);
+	}
+	stream_advance(pg, pi, pi + n + ahead);
 	int woke;
 	uint64_t total = n;
 	int err = populate_run(pg, pi, n, write, &woke);
@@ -381,10 +526,10 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 			i += n - 1;
 			continue;
 		}
-		if (bit_get(pg, i) || !live_get(pg, i))
+		if (taken(pg, i) || !live_get(pg, i))
 			continue;
 		uint64_t j = i;
-		while (j < bhi && j != pi && !bit_get(pg, j) && live_get(pg, j))
+		while (j < bhi && j != pi && !taken(pg, j) && live_get(pg, j))
 			j++;
 		int w2;
 		err = populate_run(pg, i, j - i, write, &w2);
@@ -588,6 +733,7 @@ static void stop_handler(struct mems_pager *pg)
 		mems_diag("pager: cannot stop the handler: %s", mems_strerror(errno));
 	pthread_join(pg->thread, NULL);
 	pg->running = 0;
+	ahead_stop(pg);
 	close(pg->evfd);
 	pg->evfd = -1;
 }
@@ -595,7 +741,7 @@ static void stop_handler(struct mems_pager *pg)
 /* The handler thread first, then the registration: once the span is
  * registered a fault must find a handler, and creating the thread may run
  * libc code (under LD_PRELOAD, our own malloc among it). */
-static int start_handler(struct mems_pager *pg)
+static int start_handler(struct mems_pager *pg, int ahead)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uint64_t)(uintptr_t)pg->base, .len = pg->span },
@@ -607,8 +753,14 @@ static int start_handler(struct mems_pager *pg)
 	pg->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pg->evfd < 0)
 		return -1;
+	/* the helper before the handler, which reads ahead_on; without one
+	 * (no second CPU, or no thread to be had) the handler works alone */
+	pg->ahead_stop = 0;
+	pg->ahead_on = ahead && !pg->ev && ahead_worth_it() &&
+		       os_thread_start(&pg->ahead_thread, ahead_main, pg) == 0;
 	int rc = os_thread_start(&pg->thread, handler_main, pg);
 	if (rc != 0) {
+		ahead_stop(pg);
 		close(pg->evfd);
 		pg->evfd = -1;
 		errno = rc;
@@ -650,6 +802,9 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 	pg->window = window < 1 ? 1 : window > WINDOW_MAX ? WINDOW_MAX : window;
 	pg->spin_ns = (uint64_t)cf->spin_us * 1000;
 	pthread_mutex_init(&pg->lock, NULL);
+	pthread_mutex_init(&pg->ahead_mu, NULL);
+	pthread_cond_init(&pg->ahead_work, NULL);
+	pthread_cond_init(&pg->ahead_idle, NULL);
 
 	if (!strcmp(want, "kernel"))
 		hi = 0;
@@ -705,7 +860,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 				goto fail;
 			}
 		}
-		if (start_handler(pg) != 0) {
+		if (start_handler(pg, cf->ahead && ways[i].mode == MEMS_PAGER_UFFD) != 0) {
 			reason_add(pg, ways[i].what, errno);
 			evict_free(pg);
 			close(fd);
@@ -769,6 +924,9 @@ void pager_stop(struct mems_pager *pg)
 	pg->seen = NULL;
 	pg->zeros = NULL;
 	pthread_mutex_destroy(&pg->lock);
+	pthread_mutex_destroy(&pg->ahead_mu);
+	pthread_cond_destroy(&pg->ahead_work);
+	pthread_cond_destroy(&pg->ahead_idle);
 	pg->mode = MEMS_PAGER_NONE;
 }
 
@@ -846,7 +1004,7 @@ void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
 	live_set(pg, lo, hi, 0);
 	if (pg->ev) {
-		pthread_mutex_lock(&pg->lock);
+		pager_lock(pg);
 		evict_release(pg, lo, hi);
 		pthread_mutex_unlock(&pg->lock);
 	}
@@ -862,7 +1020,7 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	}
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
 	live_set(pg, lo, hi, 0);
-	pthread_mutex_lock(&pg->lock);
+	pager_lock(pg);
 	if (pg->ev)
 		evict_release(pg, lo, hi);
 	purge_locked(pg, lo, hi);
@@ -894,7 +1052,7 @@ uint64_t pager_purge_scan(struct mems_pager *pg)
 	if (!uses_bitmap(pg))
 		return 0;
 	uint64_t left = 0, words = (atomic_load(&pg->committed) / pg->ps + 63) / 64;
-	pthread_mutex_lock(&pg->lock);
+	pager_lock(pg);
 	for (uint64_t w = 0; w < words; w++) {
 		uint64_t c = __atomic_load_n(&pg->resident[w], __ATOMIC_RELAXED) &
 			     ~atomic_load_explicit(&pg->live[w], memory_order_relaxed);
@@ -923,7 +1081,7 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
 	int err = 0;
 	uint64_t t0 = trace_active() ? trace_now() : 0;
 
-	pthread_mutex_lock(&pg->lock);
+	pager_lock(pg);
 	uint64_t before = pg->touched;
 	for (uint64_t i = lo; i < hi && !err;) {
 		if (bit_get(pg, i)) {
@@ -954,9 +1112,10 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
  * has counted what it populated, so a thread that reads the counters right
  * after its fault must wait for the handler to finish. */
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
-		    uint64_t *populated, uint64_t *released, uint64_t *prepopulated)
+		    uint64_t *populated, uint64_t *released, uint64_t *prepopulated,
+		    uint64_t *ahead)
 {
-	pthread_mutex_lock(&pg->lock);
+	pager_lock(pg);
 	if (uses_bitmap(pg)) {
 		*touched = pg->touched;
 	} else {
@@ -967,13 +1126,14 @@ void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
 	*populated = pg->populated;
 	*released = pg->released;
 	*prepopulated = pg->prepopulated;
+	*ahead = pg->ahead;
 	pthread_mutex_unlock(&pg->lock);
 }
 
 void pager_evict_counters(struct mems_pager *pg, struct pager_evict_counters *c)
 {
 	memset(c, 0, sizeof *c);
-	pthread_mutex_lock(&pg->lock);
+	pager_lock(pg);
 	if (pg->ev)
 		evict_counters(pg, c);
 	pthread_mutex_unlock(&pg->lock);
@@ -1004,6 +1164,12 @@ void pager_fork_child(struct mems_pager *pg)
 	 * and is dropped: the child has no registration either, so it runs on
 	 * the kernel's paging and counts touched pages with mincore(2). */
 	pthread_mutex_init(&pg->lock, NULL);
+	/* nor the helper, which may have been mid-copy: nothing in flight */
+	pthread_mutex_init(&pg->ahead_mu, NULL);
+	pthread_cond_init(&pg->ahead_work, NULL);
+	pthread_cond_init(&pg->ahead_idle, NULL);
+	atomic_store(&pg->ahead_hi, 0);
+	pg->ahead_on = 0;
 	if (!uses_bitmap(pg))
 		return;
 	if (pg->ev)

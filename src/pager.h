@@ -42,6 +42,15 @@ struct mems_pager {
 	_Atomic uint64_t touched, faults, populated, released;
 	_Atomic uint64_t prepopulated;  /* by pager_populate: no fault */
 	_Atomic int error_reported, release_reported;
+	/* The fault-ahead helper (pager.c): pages [ahead_lo, ahead_hi) are
+	 * being populated by it (ahead_hi 0: none). */
+	int ahead_on;              /* it runs (set before the handler starts) */
+	int ahead_stop;            /* under ahead_mu */
+	pthread_t ahead_thread;
+	pthread_mutex_t ahead_mu;  /* after pg->lock */
+	pthread_cond_t ahead_work, ahead_idle;
+	_Atomic uint64_t ahead_lo, ahead_hi;
+	_Atomic uint64_t ahead;    /* pages it populated */
 	/* The resident cap (evict.c); NULL when there is none. */
 	struct mems_evict *ev;
 };
@@ -66,10 +75,16 @@ struct pager_config {
 	uint64_t cap;              /* resident cap in bytes, 0 for none */
 	const char *swap;          /* MEMS_SWAP_FILE */
 	int fifo;                  /* MEMS_EVICT_POLICY=fifo (else CLOCK) */
+	int ahead;                 /* MEMS_FAULT_AHEAD: the helper thread */
 };
 int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base,
 		uint64_t span);
 void pager_stop(struct mems_pager *pg);
+
+/* Take pg->lock once nothing is in flight for the fault-ahead helper:
+ * the bitmap and the counters are then exact.  Every path but the
+ * handler's takes the lock through this. */
+void pager_lock(struct mems_pager *pg);
 
 /* Commit [off, off+len) read/write; the pager may populate it from now on. */
 int pager_commit(struct mems_pager *pg, uint64_t off, uint64_t len);
@@ -99,7 +114,8 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len);
 int pager_page_fresh(struct mems_pager *pg, uint64_t pi);
 /* Resident pages of the committed span, and the event counters. */
 void pager_counters(struct mems_pager *pg, uint64_t *touched, uint64_t *faults,
-		    uint64_t *populated, uint64_t *released, uint64_t *prepopulated);
+		    uint64_t *populated, uint64_t *released, uint64_t *prepopulated,
+		    uint64_t *ahead);
 
 void pager_evict_counters(struct mems_pager *pg, struct pager_evict_counters *c);
 

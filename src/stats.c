@@ -65,7 +65,7 @@ static void fill(struct mems_stats *st)
 	st->bytes_in_holes = fl->bytes_in_holes;
 	st->pages_mapped = fl->committed / st->os_page_size;
 	pager_counters(pg, &st->pages_touched, &st->faults, &st->pages_populated,
-		       &st->pages_released, &st->pages_prepopulated);
+		       &st->pages_released, &st->pages_prepopulated, &st->pages_ahead);
 	st->span_size = mems_g.span_size;
 	st->mode = pg->mode;
 	snprintf(st->mode_name, sizeof st->mode_name, "%s", pager_mode_name(pg->mode));
@@ -136,6 +136,9 @@ static void render(struct sbuf *b, const struct mems_stats *st)
 	if (st->pages_prepopulated)
 		sb_printf(b, "Populated at malloc:\t%" PRIu64 " pages (of %" PRIu64 " populated)\n",
 			  st->pages_prepopulated, st->pages_populated);
+	if (st->pages_ahead)
+		sb_printf(b, "Populated ahead:\t%" PRIu64 " pages (of %" PRIu64 " populated)\n",
+			  st->pages_ahead, st->pages_populated);
 	if (st->resident_cap) {
 		sb_printf(b, "Resident cap:\t%" PRIu64 " pages; evictions %" PRIu64
 			  ", page-ins %" PRIu64 ", clean drops %" PRIu64 ", cancelled %" PRIu64
@@ -234,7 +237,7 @@ int mems_stats_json(char *buf, size_t len)
 	F(resident_cap); F(evictions); F(page_ins); F(clean_drops); F(evictions_cancelled);
 	F(store_bytes); F(store_written); F(store_read); F(io_wait_ns); F(store_errors);
 	F(over_cap); F(small_runs); F(small_blocks); F(small_bytes); F(small_run_bytes);
-	F(pages_prepopulated);
+	F(pages_prepopulated); F(pages_ahead);
 #undef F
 	sb_printf(&b, "\"store_path\":");
 	json_str(&b, st.store_path);

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define MEMS_TRACE_MAGIC "MEMSTRC"     /* 8 bytes with its NUL */
-#define MEMS_TRACE_VERSION 2     /* 2 added TRACE_ALLOC; 1 is read too */
+#define MEMS_TRACE_VERSION 3     /* 2 added TRACE_ALLOC, 3 TRACE_AHEAD; older are read too */
 
 enum {
 	TRACE_READ = 1,     /* missing fault, read: zero page mapped */
@@ -17,7 +17,9 @@ enum {
 	TRACE_PAGEIN = 6,   /* missing fault on evicted pages: read back in */
 	TRACE_DROP = 7,     /* clean pages dropped (their copy is in the store) */
 	TRACE_ALLOC = 8,    /* pages populated by the allocating thread, no fault */
-	TRACE_KIND_MAX = 8
+	TRACE_AHEAD = 9,    /* pages populated ahead of a sequential stream by the
+			       fault-ahead helper thread, no fault */
+	TRACE_KIND_MAX = 9
 };
 
 struct mems_trace_header {         /* 64 bytes, little endian */

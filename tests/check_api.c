@@ -227,7 +227,8 @@ START_TEST(finish_and_init_cycles_leave_nothing_behind)
 		char *span = mems_g.span;
 		mems_init();                               /* harmless */
 		ck_assert_ptr_eq(mems_g.span, span);
-		ck_assert_int_eq(count_dir("/proc/self/task"), tasks + 1);
+		/* the handler, and the fault-ahead helper given two CPUs */
+		ck_assert_int_eq(count_dir("/proc/self/task"), tasks + 1 + (t_cpus() >= 2));
 		void *v = mems_malloc(1 << 20);
 		ck_assert_ptr_eq(v, V(1000));               /* afresh */
 		memset(mems_get(v), i, 1 << 20);
@@ -451,6 +452,94 @@ START_TEST(fork_while_other_threads_fault)
 }
 END_TEST
 
+/* fork() while the fault-ahead helper may have pages in flight (a stream
+ * stopped part way): the child has no helper and nothing in flight, and
+ * the calls that would wait for the helper do not hang in it. */
+START_TEST(fork_while_pages_are_in_flight)
+{
+	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	size_t ps = os_page_size(), n = 4096;
+	for (int r = 0; r < 20; r++) {
+		char *v = mems_malloc(n * ps), *p = mems_get(v);
+		size_t upto = n / 2 + (size_t)r * 41;
+		for (size_t i = 0; i < upto; i++)
+			p[i * ps] = (char)i;
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			alarm(5);       /* a hang is a failure */
+			struct mems_stats st;
+			if (mems_stats_get(&st) != 0 || st.mode != MEMS_PAGER_KERNEL)
+				_exit(2);
+			for (size_t i = 0; i < n; i++)
+				if (p[i * ps] != (i < upto ? (char)i : 0))
+					_exit(3);
+			if (mems_check() != 0)
+				_exit(4);
+			mems_free(v);
+			_exit(mems_check() == 0 ? 0 : 5);
+		}
+		int status;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "child %d status %#x", r, status);
+		mems_free(v);
+		ck_assert_uint_eq(t_stats().pages_touched, 0);
+	}
+	ck_assert_touched_exact();
+}
+END_TEST
+
+/* Each writes streams into blocks of its own, some stopped part way, and
+ * frees them: the helper serves one stream at a time, the handler the
+ * rest, and frees wait for pages in flight. */
+static _Atomic int stream_errors;
+
+static void *streamer(void *arg)
+{
+	size_t ps = os_page_size(), n = 2048;
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	for (int r = 0; r < 12; r++) {
+		char *v = mems_malloc(n * ps), *p = mems_get(v);
+		if (!p) {
+			stream_errors++;
+			continue;
+		}
+		size_t upto = n / 2 + rand_r(&seed) % (n / 2);
+		for (size_t i = 0; i < upto; i++)
+			p[i * ps] = (char)(i + r);
+		for (size_t i = 0; i < n; i++)
+			if (p[i * ps] != (i < upto ? (char)(i + r) : 0))
+				stream_errors++;
+		mems_free(v);
+	}
+	return NULL;
+}
+
+START_TEST(streams_of_several_threads_with_frees_and_checks)
+{
+	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	pthread_t t[2];
+	for (uintptr_t i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, streamer, (void *)(i + 1));
+	int bad = 0;
+	for (int i = 0; i < 20; i++) {
+		bad += mems_check() != 0;
+		struct mems_stats st;
+		bad += mems_stats_get(&st) != 0 || st.pages_touched > st.pages_mapped;
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_eq(bad, 0);
+	ck_assert_int_eq(stream_errors, 0);
+	ck_assert_uint_eq(t_stats().pages_touched, 0);
+	ck_assert_touched_exact();
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
 static void *printer(void *arg)
 {
 	(void)arg;
@@ -571,6 +660,8 @@ Suite *api_suite(void)
 	tcase_add_test(th, threads_allocate_and_free_across_threads);
 	tcase_add_test(th, threads_print_while_others_allocate);
 	tcase_add_test(th, fork_while_other_threads_fault);
+	tcase_add_test(th, fork_while_pages_are_in_flight);
+	tcase_add_test(th, streams_of_several_threads_with_frees_and_checks);
 	suite_add_tcase(s, th);
 	return s;
 }

@@ -140,6 +140,46 @@ START_TEST(populate_failure_is_retried)
 }
 END_TEST
 
+/* The fault-ahead helper's copy fails: once (_i 0), or every time (_i 1).
+ * The pages are no longer in flight, a thread waiting on them is woken
+ * and faults again, and the handler populates them; nothing is lost. */
+START_TEST(populate_ahead_failure_falls_back_to_the_handler)
+{
+	int helper = t_cpus() >= 2;     /* else nothing to fail, nothing said */
+	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	size_t ps = os_page_size(), n = 16384;
+	char *p = mems_get(mems_malloc(n * ps));
+	ck_assert_int_eq(fail_setup(_i ? "ahead-copy:1+" : "ahead-copy:2"), 0);
+	fflush(stderr);
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	int saved = dup(2);
+	dup2(fds[1], 2);
+	for (size_t i = 0; i < n; i++)
+		p[i * ps] = (char)(i * 3);
+	dup2(saved, 2);
+	close(saved);
+	close(fds[1]);
+	char buf[512] = "";
+	ck_assert_int_eq(read(fds[0], buf, sizeof buf - 1) > 0, helper);
+	close(fds[0]);
+	if (helper)
+		ck_assert_msg(strstr(buf, "cannot populate ahead") &&
+			      strstr(buf, "Cannot allocate memory"), "%s", buf);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(p[i * ps], (char)(i * 3));
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.pages_touched, n);
+	if (_i || !helper)
+		ck_assert_uint_eq(st.pages_ahead, 0);
+	else
+		ck_assert_uint_ge(st.pages_ahead, 256);     /* the first went through */
+	ck_assert_touched_exact();
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
 START_TEST(register_and_api_failures_fall_back)
 {
 	static const char *const spec[] = { "uffd-register:1", "uffd-api:1" };
@@ -254,6 +294,7 @@ Suite *fail_suite(void)
 	tcase_add_test(tc, mprotect_failure_fails_the_allocation_cleanly);
 	tcase_add_test(tc, madvise_failure_keeps_pages_and_counts_them);
 	tcase_add_test(tc, populate_failure_is_retried);
+	tcase_add_loop_test(tc, populate_ahead_failure_falls_back_to_the_handler, 0, 2);
 	tcase_add_loop_test(tc, register_and_api_failures_fall_back, 0, 2);
 	tcase_add_test(tc, write_protect_failure_keeps_pages_resident);
 	tcase_add_test(tc, io_uring_setup_failure_fails_init_clearly);

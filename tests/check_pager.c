@@ -182,6 +182,74 @@ START_TEST(sequential_first_touch_needs_few_faults)
 }
 END_TEST
 
+/* A stream of writes at the full window: the fault-ahead helper populates
+ * the window after the stream's while the handler populates the stream's
+ * own, and nothing is populated twice or lost.  Without a helper
+ * (MEMS_FAULT_AHEAD=0, or one CPU) the same stream needs more faults. */
+START_TEST(fault_ahead_populates_the_next_window_of_a_write_stream)
+{
+	int ahead = _i == 0 && t_cpus() >= 2;
+	if (_i)
+		ck_assert_int_eq(mems_option_set("fault_ahead", "0"), 0);
+	start("uffd");
+	ck_assert_int_eq(mems_g.pg.ahead_on, ahead);
+	size_t ps = os_page_size(), n = 16384;           /* 64 MiB */
+	char *p = mems_get(mems_malloc(n * ps));
+	for (size_t i = 0; i < n; i++)
+		p[i * ps] = (char)(i * 7);
+	struct mems_stats st = t_stats();
+	ck_assert_uint_eq(st.pages_touched, n);
+	ck_assert_uint_eq(st.pages_populated, n);
+	if (ahead) {
+		/* the first window at full size is handed over whatever the
+		 * timing (the helper is idle then) */
+		ck_assert_uint_ge(st.pages_ahead, 256);
+		ck_assert_uint_le(st.pages_ahead, n - 511);   /* not the ramp */
+	} else {
+		ck_assert_uint_eq(st.pages_ahead, 0);
+	}
+	char *text = t_capture_stats();
+	ck_assert_int_eq(strstr(text, "Populated ahead:") != NULL, ahead);
+	free(text);
+	ck_assert_touched_exact();
+	ck_assert_int_eq(mems_check(), 0);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(p[i * ps], (char)(i * 7));
+	/* a read stream maps the zero page: no helper, no memory */
+	char *q = mems_get(mems_malloc(n * ps));
+	unsigned sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += (unsigned char)q[i * ps];
+	ck_assert_uint_eq(sum, 0);
+	ck_assert_uint_eq(t_stats().pages_ahead, st.pages_ahead);
+}
+END_TEST
+
+/* Pages the helper has in flight when their block is freed: the free waits
+ * for them, then gives them back with the rest.  (Without the wait the
+ * helper's copy lands after the release and the pages stay resident in a
+ * hole.)  Stats and mems_check wait for them too. */
+START_TEST(a_free_waits_for_pages_in_flight)
+{
+	start("uffd");
+	size_t ps = os_page_size(), n = 8192;
+	for (int r = 0; r < 40; r++) {
+		char *v = mems_malloc(n * ps), *p = mems_get(v);
+		/* stop part way into a window: the one after may be in flight */
+		size_t upto = n / 2 + (size_t)r * 37;
+		for (size_t i = 0; i < upto; i++)
+			p[i * ps] = 1;
+		if (r % 2)
+			ck_assert_int_eq(mems_check(), 0);
+		mems_free(v);
+		struct mems_stats st = t_stats();
+		ck_assert_uint_eq(st.pages_touched, 0);
+		ck_assert_touched_exact();
+	}
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
 /* Filled from its end down (as sort(1) fills its line table), a buffer
  * takes as few faults as filled upwards; sparse, downwards, a page a fault. */
 START_TEST(a_buffer_filled_downwards_needs_few_faults)
@@ -504,6 +572,8 @@ Suite *pager_suite(void)
 	tcase_add_test(tc, handler_that_never_spins_works_the_same);
 	tcase_add_test(tc, sequential_first_touch_needs_few_faults);
 	tcase_add_test(tc, a_buffer_filled_downwards_needs_few_faults);
+	tcase_add_loop_test(tc, fault_ahead_populates_the_next_window_of_a_write_stream, 0, 2);
+	tcase_add_test(tc, a_free_waits_for_pages_in_flight);
 	tcase_add_test(tc, sparse_touch_populates_only_what_is_touched);
 	tcase_add_test(tc, window_is_clipped_to_committed_memory);
 	tcase_add_test(tc, fault_around_adapts_to_random_access);

@@ -4,6 +4,7 @@
 #ifndef MEMS_TESTUTIL_H
 #define MEMS_TESTUTIL_H
 #include <check.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +40,13 @@ static inline const char *t_build(void)
 {
 	const char *b = getenv("MEMS_TEST_BUILD");
 	return b ? b : "build";
+}
+
+/* CPUs this process may run on (the fault-ahead helper needs two). */
+static inline int t_cpus(void)
+{
+	cpu_set_t set;
+	return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
 #define V(x) ((void *)(uintptr_t)(x))

@@ -142,7 +142,7 @@ static void read_trace(const char *path, struct trace *t)
 static const char *kind_name(int k)
 {
 	static const char *const n[] = { "?", "read", "write", "write-protect", "release",
-					 "evict", "page-in", "clean-drop", "populate" };
+					 "evict", "page-in", "clean-drop", "populate", "ahead" };
 	return k >= 0 && k <= TRACE_KIND_MAX ? n[k] : "?";
 }
 
@@ -256,6 +256,9 @@ static void summary(const char *path, const struct trace *t, int ntop)
 	if (faults[TRACE_ALLOC])
 		printf("populated at malloc %8" PRIu64 "  pages, in %" PRIu64 " calls by allocating threads (no fault)\n",
 		       pages[TRACE_ALLOC], faults[TRACE_ALLOC]);
+	if (faults[TRACE_AHEAD])
+		printf("populated ahead   %10" PRIu64 "  pages, in %" PRIu64 " windows by the fault-ahead helper (no fault)\n",
+		       pages[TRACE_AHEAD], faults[TRACE_AHEAD]);
 	printf("releases          %10" PRIu64 "  (%" PRIu64 " pages given back)\n", faults[4], pages[4]);
 	if (faults[5] + faults[6] + faults[7]) {
 		printf("pages read back   %10" PRIu64 "  (%" PRIu64 " page-in faults)\n", pages[6], faults[6]);
@@ -333,7 +336,7 @@ static void write_json(const char *path, const struct trace *t)
 		for (size_t i = 0; i < g->n; i++) {
 			const struct mems_trace_rec *r = &g->r[i];
 			double ts = base + (double)r->t_ns / 1e3;
-			if (r->kind == TRACE_ALLOC)
+			if (r->kind == TRACE_ALLOC || r->kind == TRACE_AHEAD)
 				fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"populate\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u,"
 					"\"args\":{\"vaddr\":%" PRIu64 ",\"real\":\"0x%" PRIx64 "\",\"pages\":%u}}",
 					kind_name(r->kind), ts, (double)r->latency_ns / 1e3, g->h.pid, r->tid,
