@@ -44,9 +44,10 @@ static int tp_has(const struct mems_fl *fl, mems_id t, mems_id h, uint64_t key)
 	return t == h;
 }
 
-/* The treap under t: order, priorities, maxima; counts its nodes. */
-static int tp_check(const struct mems_fl *fl, mems_id t, uint64_t lo, uint64_t hi, int depth,
-		    uint64_t *count, char *why, size_t len)
+/* The treap under t (whose parent is up): order, priorities, parent
+ * links, maxima; counts its nodes. */
+static int tp_check(const struct mems_fl *fl, mems_id t, mems_id up, uint64_t lo, uint64_t hi,
+		    int depth, uint64_t *count, char *why, size_t len)
 {
 	if (!t)
 		return 0;
@@ -60,6 +61,8 @@ static int tp_check(const struct mems_fl *fl, mems_id t, uint64_t lo, uint64_t h
 		     s->type == SEG_PROCESS ? "PROCESS" : "free", s->start);
 	if (s->start < lo || s->start >= hi)
 		FAIL("hole index out of order at %" PRIu64, s->start);
+	if (s->tp != up)
+		FAIL("hole index parent link wrong at %" PRIu64, s->start);
 	uint64_t m = s->end - s->start;
 	for (int c = 0; c < 2; c++) {
 		mems_id k = c ? s->tr : s->tl;
@@ -67,7 +70,7 @@ static int tp_check(const struct mems_fl *fl, mems_id t, uint64_t lo, uint64_t h
 			continue;
 		if (k < fl->segs.bump && fl_seg(fl, k)->prio > s->prio)
 			FAIL("hole index heap order broken under %" PRIu64, s->start);
-		if (tp_check(fl, k, c ? s->start + 1 : lo, c ? hi : s->start, depth + 1, count,
+		if (tp_check(fl, k, t, c ? s->start + 1 : lo, c ? hi : s->start, depth + 1, count,
 			     why, len))
 			return -1;
 		if (fl_seg(fl, k)->tmax > m)
@@ -160,7 +163,7 @@ static int check_list(struct mems_fl *fl, uint64_t *process_map, uint64_t ps, ch
 	if (fl->segs.live != nsegs)
 		FAIL("%u segment records live, %" PRIu64 " in the chains", fl->segs.live, nsegs);
 	uint64_t tcount = 0;
-	if (tp_check(fl, fl->root, 0, UINT64_MAX, 0, &tcount, why, len))
+	if (tp_check(fl, fl->root, 0, 0, UINT64_MAX, 0, &tcount, why, len))
 		return -1;
 	if (tcount != nhole)
 		FAIL("hole index holds %" PRIu64 " holes, the chains %" PRIu64, tcount, nhole);

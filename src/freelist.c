@@ -15,7 +15,10 @@
  *  - Holes are also kept in a treap keyed by address, each subtree knowing
  *    its largest hole.  Because nodes are in address order, "first hole in
  *    node order then sub-chain order" is "lowest-addressed hole", and the
- *    descent that finds it is O(log n).
+ *    descent that finds it is O(log n).  With parent links, a hole that
+ *    changes size fixes the maxima from itself up only as far as they
+ *    change, and holes come and go by rotations (insert as a leaf and
+ *    rotate up; rotate down to a leaf and cut off).
  *
  *  - An address map: first[g] is the first segment that starts in grain g
  *    (FL_GRAIN bytes, kept exact), cover[p] the PROCESS segment over MeMS
@@ -56,39 +59,55 @@ static void tp_pull(struct mems_fl *fl, mems_id t)
 	s->tmax = m;
 }
 
-/* Every key in a is below every key in b. */
-static mems_id tp_merge(struct mems_fl *fl, mems_id a, mems_id b)
+/* Make c (may be 0) the left (right if r) child of p, or the root if p is
+ * 0. */
+static void tp_link(struct mems_fl *fl, mems_id p, int r, mems_id c)
 {
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	if (SEG(a)->prio > SEG(b)->prio) {
-		SEG(a)->tr = tp_merge(fl, SEG(a)->tr, b);
-		tp_pull(fl, a);
-		return a;
-	}
-	SEG(b)->tl = tp_merge(fl, a, SEG(b)->tl);
-	tp_pull(fl, b);
-	return b;
+	if (!p)
+		fl->root = c;
+	else if (r)
+		SEG(p)->tr = c;
+	else
+		SEG(p)->tl = c;
+	if (c)
+		SEG(c)->tp = p;
 }
 
-/* *l gets the keys below key, *r the rest. */
-static void tp_split(struct mems_fl *fl, mems_id t, uint64_t key,
-		     mems_id *l, mems_id *r)
+static int tp_is_right(struct mems_fl *fl, mems_id p, mems_id c)
 {
-	if (!t) {
-		*l = *r = 0;
-		return;
-	}
-	if (SEG(t)->start < key) {
-		tp_split(fl, SEG(t)->tr, key, &SEG(t)->tr, r);
-		*l = t;
+	return p && SEG(p)->tr == c;
+}
+
+/* Rotate x above its parent p; their maxima are made afresh (the set of
+ * holes under the pair's top does not change, so nothing above). */
+static void tp_rotate_up(struct mems_fl *fl, mems_id x)
+{
+	struct mems_seg *xs = SEG(x);
+	mems_id p = xs->tp, g = SEG(p)->tp;
+	int pr = tp_is_right(fl, g, p);
+	if (SEG(p)->tl == x) {
+		tp_link(fl, p, 0, xs->tr);
+		tp_link(fl, x, 1, p);
 	} else {
-		tp_split(fl, SEG(t)->tl, key, l, &SEG(t)->tl);
-		*r = t;
+		tp_link(fl, p, 1, xs->tl);
+		tp_link(fl, x, 0, p);
 	}
-	tp_pull(fl, t);
+	tp_link(fl, g, pr, x);
+	tp_pull(fl, p);
+	tp_pull(fl, x);
+}
+
+/* t's subtree changed below it: make the maxima afresh from t up, as far
+ * as they change. */
+static void tp_fix_up(struct mems_fl *fl, mems_id t)
+{
+	while (t) {
+		uint64_t was = SEG(t)->tmax;
+		tp_pull(fl, t);
+		if (SEG(t)->tmax == was)
+			return;
+		t = SEG(t)->tp;
+	}
 }
 
 static uint32_t fl_rand(struct mems_fl *fl)
@@ -100,37 +119,52 @@ static uint32_t fl_rand(struct mems_fl *fl)
 	return fl->rng = x;
 }
 
+/* Insert as a leaf by key (raising the maxima on the way down, to what
+ * they will be), then rotate up while the parent's priority is lower:
+ * one descent and, expected, fewer than two rotations. */
 static void tp_insert(struct mems_fl *fl, mems_id h)
 {
-	mems_id l, r;
 	struct mems_seg *s = SEG(h);
+	uint64_t key = s->start, size = seg_size(s);
 	s->tl = s->tr = 0;
 	s->prio = fl_rand(fl);
-	s->tmax = seg_size(s);
-	tp_split(fl, fl->root, s->start, &l, &r);
-	fl->root = tp_merge(fl, tp_merge(fl, l, h), r);
+	s->tmax = size;
+	mems_id p = 0, t = fl->root;
+	int r = 0;
+	while (t) {
+		struct mems_seg *ts = SEG(t);
+		if (ts->tmax < size)
+			ts->tmax = size;
+		p = t;
+		r = ts->start < key;
+		t = r ? ts->tr : ts->tl;
+	}
+	tp_link(fl, p, r, h);
+	while (s->tp && SEG(s->tp)->prio < s->prio)
+		tp_rotate_up(fl, h);
 }
 
+/* Rotate h down (its child of higher priority up) until it is a leaf,
+ * cut it off, and lower the maxima above it as far as they change. */
 static void tp_remove(struct mems_fl *fl, mems_id h)
 {
-	mems_id l, m, r;
-	uint64_t key = SEG(h)->start;
-	tp_split(fl, fl->root, key, &l, &r);
-	tp_split(fl, r, key + 1, &m, &r);
-	fl->root = tp_merge(fl, l, r);
-	SEG(h)->tl = SEG(h)->tr = 0;
+	struct mems_seg *s = SEG(h);
+	while (s->tl || s->tr) {
+		mems_id c = !s->tr ? s->tl : !s->tl ? s->tr :
+			    SEG(s->tl)->prio > SEG(s->tr)->prio ? s->tl : s->tr;
+		tp_rotate_up(fl, c);
+	}
+	mems_id p = s->tp;
+	tp_link(fl, p, tp_is_right(fl, p, h), 0);
+	s->tp = 0;
+	tp_fix_up(fl, p);
 }
 
-/* The size of hole h changed (its key did not): fix the maxima above it. */
-static void tp_resized(struct mems_fl *fl, mems_id t, uint64_t key)
+/* The size of hole h changed (its key kept its place among the others):
+ * fix the maxima from it up. */
+static void tp_resized(struct mems_fl *fl, mems_id h)
 {
-	if (!t)
-		return;
-	if (key < SEG(t)->start)
-		tp_resized(fl, SEG(t)->tl, key);
-	else if (key > SEG(t)->start)
-		tp_resized(fl, SEG(t)->tr, key);
-	tp_pull(fl, t);
+	tp_fix_up(fl, h);
 }
 
 mems_id fl_find_fit(const struct mems_fl *fl, uint64_t size)
@@ -405,7 +439,7 @@ mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
 	}
 	move_start(fl, h, a + size);
 	first_add(fl, p);
-	tp_resized(fl, fl->root, a + size);
+	tp_resized(fl, h);
 	fl->nprocess++;
 	fl->bytes_in_holes -= size;
 	fl->bytes_in_use += size;
@@ -429,7 +463,7 @@ mems_id fl_take_at(struct mems_fl *fl, mems_id h, uint64_t at, uint64_t size)
 	/* the hole keeps its head, [start, at): its key stays */
 	hs = SEG(h);
 	hs->end = at;
-	tp_resized(fl, fl->root, hs->start);
+	tp_resized(fl, h);
 	struct mems_seg *ps = SEG(p);
 	ps->start = at;
 	ps->end = at + size;
@@ -463,7 +497,7 @@ mems_id fl_shrink(struct mems_fl *fl, mems_id id, uint64_t size)
 		/* the hole after it grows down */
 		s->end = cut;
 		move_start(fl, n, cut);
-		tp_resized(fl, fl->root, cut);
+		tp_resized(fl, n);
 	} else {
 		mems_id r = slab_alloc(&fl->segs);
 		if (!r)
@@ -501,7 +535,7 @@ int fl_grow(struct mems_fl *fl, mems_id id, uint64_t size)
 		fl->nholes--;
 	} else {
 		move_start(fl, n, want);
-		tp_resized(fl, fl->root, want);
+		tp_resized(fl, n);
 	}
 	s->end = want;
 	fl->bytes_in_use += want - old;
@@ -523,22 +557,24 @@ mems_id fl_free(struct mems_fl *fl, mems_id id)
 	fl->bytes_in_holes += end - start;
 
 	if (lh) {
-		/* the hole on the left absorbs the segment and any hole after it */
+		/* the hole on the left absorbs the segment and any hole after it
+		 * (its maxima first: each treap operation starts from a
+		 * consistent tree) */
 		SEG(l)->end = rh ? SEG(r)->end : end;
 		unlink_seg(fl, id);
+		tp_resized(fl, l);
 		if (rh) {
 			tp_remove(fl, r);
 			unlink_seg(fl, r);
 			fl->nholes--;
 		}
-		tp_resized(fl, fl->root, SEG(l)->start);
 		return l;
 	}
 	if (rh) {
 		/* the hole on the right grows down over the segment */
 		unlink_seg(fl, id);
 		move_start(fl, r, start);
-		tp_resized(fl, fl->root, start);
+		tp_resized(fl, r);
 		return r;
 	}
 	s->type = SEG_HOLE;

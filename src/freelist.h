@@ -20,7 +20,7 @@ struct mems_seg {
 	uint64_t tmax;         /* largest hole in this treap subtree */
 	mems_id prev, next;    /* sub-chain, in address order */
 	mems_id node;          /* main node */
-	mems_id tl, tr;        /* treap children (holes only) */
+	mems_id tl, tr, tp;    /* treap children and parent (holes only) */
 	uint32_t prio;         /* treap priority */
 	uint8_t type;          /* SEG_* ; SEG_FREE for a recycled record */
 	uint8_t held;          /* PROCESS segment holding a run of small blocks (small.c) */

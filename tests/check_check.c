@@ -126,6 +126,10 @@ START_TEST(check_catches_corruption)
 	caught("hole index maximum");
 	fl_seg(fl, hole)->tmax -= 4096;
 
+	fl_seg(fl, hole)->tp = sa;
+	caught("hole index parent link wrong");
+	fl_seg(fl, hole)->tp = 0;
+
 	mems_id f = fl->first[0];
 	fl->first[0] = 0;
 	caught("address map");

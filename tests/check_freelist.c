@@ -7,13 +7,16 @@
 #define PG MEMS_PAGE_SIZE
 
 /* Count treap nodes, checking order and maxima; *bad set on violation. */
-static uint64_t treap_check(const struct mems_fl *fl, mems_id t, uint64_t lo,
+static uint64_t treap_check(const struct mems_fl *fl, mems_id t, mems_id up, uint64_t lo,
 			    uint64_t hi, int *bad)
 {
 	if (!t)
 		return 0;
 	const struct mems_seg *s = fl_seg(fl, t);
-	if (s->type != SEG_HOLE || s->start < lo || s->start >= hi)
+	if (s->type != SEG_HOLE || s->start < lo || s->start >= hi || s->tp != up)
+		*bad = 1;
+	if ((s->tl && fl_seg(fl, s->tl)->prio > s->prio) ||
+	    (s->tr && fl_seg(fl, s->tr)->prio > s->prio))
 		*bad = 1;
 	uint64_t m = s->end - s->start;
 	if (s->tl && fl_seg(fl, s->tl)->tmax > m)
@@ -22,8 +25,8 @@ static uint64_t treap_check(const struct mems_fl *fl, mems_id t, uint64_t lo,
 		m = fl_seg(fl, s->tr)->tmax;
 	if (m != s->tmax)
 		*bad = 1;
-	return 1 + treap_check(fl, s->tl, lo, s->start, bad) +
-	       treap_check(fl, s->tr, s->start + 1, hi, bad);
+	return 1 + treap_check(fl, s->tl, t, lo, s->start, bad) +
+	       treap_check(fl, s->tr, t, s->start + 1, hi, bad);
 }
 
 /* Every invariant of the list and its indexes. */
@@ -88,7 +91,7 @@ static void fl_check(const struct mems_fl *fl)
 	ck_assert_uint_eq(bu, fl->bytes_in_use);
 	ck_assert_uint_eq(bh, fl->bytes_in_holes);
 	int bad = 0;
-	ck_assert_uint_eq(treap_check(fl, fl->root, 0, UINT64_MAX, &bad), nh);
+	ck_assert_uint_eq(treap_check(fl, fl->root, 0, 0, UINT64_MAX, &bad), nh);
 	ck_assert_int_eq(bad, 0);
 }
 
