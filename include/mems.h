@@ -118,7 +118,7 @@ struct mems_stats {
 	uint64_t pages_mapped;     /* committed (read/write) pages */
 	uint64_t pages_touched;    /* resident pages: populated and not released */
 	uint64_t faults;           /* faults resolved by the handler */
-	uint64_t pages_populated;  /* pages populated (faults, fault-around, pre-population) */
+	uint64_t pages_populated;  /* pages populated (faults, fault-around, fault-ahead, pre-population) */
 	uint64_t pages_released;   /* pages given back on free */
 	uint64_t span_size;        /* bytes reserved */
 	/* errors */

@@ -83,7 +83,8 @@ void pager_stop(struct mems_pager *pg);
 
 /* Take pg->lock once nothing is in flight for the fault-ahead helper:
  * the bitmap and the counters are then exact.  Every path but the
- * handler's takes the lock through this. */
+ * handler's and the evictor's (which runs only with a cap, when there is
+ * no helper) takes the lock through this. */
 void pager_lock(struct mems_pager *pg);
 
 /* Commit [off, off+len) read/write; the pager may populate it from now on. */

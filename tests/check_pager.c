@@ -185,7 +185,7 @@ END_TEST
 /* A stream of writes at the full window: the fault-ahead helper populates
  * the window after the stream's while the handler populates the stream's
  * own, and nothing is populated twice or lost.  Without a helper
- * (MEMS_FAULT_AHEAD=0, or one CPU) the same stream needs more faults. */
+ * (MEMS_FAULT_AHEAD=0, or one CPU) the handler populates it all. */
 START_TEST(fault_ahead_populates_the_next_window_of_a_write_stream)
 {
 	int ahead = _i == 0 && t_cpus() >= 2;
