@@ -174,7 +174,7 @@ START_TEST(populate_ahead_failure_falls_back_to_the_handler)
 	if (_i || !helper)
 		ck_assert_uint_eq(st.pages_ahead, 0);
 	else
-		ck_assert_uint_ge(st.pages_ahead, 256);     /* the first went through */
+		ck_assert_uint_gt(st.pages_ahead, 0);       /* the first went through */
 	ck_assert_touched_exact();
 	ck_assert_int_eq(mems_check(), 0);
 }
