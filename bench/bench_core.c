@@ -11,7 +11,8 @@
  *     without its fault-ahead helper (MEMS_FAULT_AHEAD=0); and
  *     MeMS with MEMS_TRACE on against off (the cost of recording); and the
  *     cost of fault-around in pages nobody touches: one page in 16 written
- *     at random, pages populated per page written.
+ *     at random, pages populated per page written; and a write stream
+ *     stopped part way, pages populated beyond its end.
  *
  * Each figure is the median of several repetitions.
  */
@@ -137,6 +138,29 @@ static double sparse_extra(size_t pages, size_t every, double *faults_per)
 	return (double)st.pages_touched / (double)n;
 }
 
+/* A sequential write stream that stops part way into a block: pages
+ * populated beyond the last one written (fault-around's window, and with
+ * the fault-ahead helper the window after it), median over stops. */
+static double stream_overshoot(const char *ahead)
+{
+	size_t ps = 4096, n = 16384;
+	double v[REPS];
+	for (int r = 0; r < REPS; r++) {
+		mems_option_set("fault_ahead", ahead);
+		mems_init();
+		char *base = mems_get(mems_malloc(n * ps));
+		size_t upto = n / 2 + (size_t)r * 997;
+		for (size_t i = 0; i < upto; i++)
+			base[i * ps] = 1;
+		struct mems_stats st;
+		mems_stats_get(&st);
+		v[r] = (double)(st.pages_touched - upto);
+		mems_finish();
+		mems_option_reset();
+	}
+	return median(v, REPS);
+}
+
 int main(void)
 {
 	printf("MeMS core benchmarks (median of %d runs; ratios are what counts)\n\n", REPS);
@@ -205,6 +229,13 @@ int main(void)
 		snprintf(key, sizeof key, "sparse_1_in_%zu_pages_per_page_written", every[e]);
 		bench_result(key, extra);
 	}
+	double over = stream_overshoot("1"), alone = stream_overshoot("0");
+	printf("\na write stream stopped part way into a 64 MiB block: pages populated\n"
+	       "beyond the last one written (median of %d stops)\n", REPS);
+	printf("  %-24s %10.0f pages\n", "MeMS", over);
+	printf("  %-24s %10.0f pages\n", "MeMS, FAULT_AHEAD=0", alone);
+	bench_result("stream_stop_pages_beyond", over);
+	bench_result("stream_stop_pages_beyond_no_fault_ahead", alone);
 	free(order);
 	return 0;
 }
