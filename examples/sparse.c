@@ -72,9 +72,14 @@ int main(void)
 	}
 	printf("\nPager %s.  Sparse: %lu writes, %lu faults, one page each.\n"
 	       "Sequential: %d pages in %lu faults (fault-around doubles on a sequential\n"
-	       "run, up to %s pages a fault).\n",
+	       "run, up to %s pages a fault)",
 	       st.mode_name, (unsigned long)(size / stride), (unsigned long)sparse_faults,
 	       (64 << 20) / 4096, (unsigned long)(st.faults - sparse_faults), fa);
+	if (st.pages_ahead)
+		printf(";\n%lu of them populated ahead by the fault-ahead helper thread, with\n"
+		       "no fault, while the handler populated the window before them",
+		       (unsigned long)st.pages_ahead);
+	printf(".\n");
 	mems_finish();
 	return 0;
 }
