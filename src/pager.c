@@ -245,7 +245,7 @@ int pager_copy_in(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *sr
  * The fault-ahead helper
  *
  * One thread populating a sequential stream is bounded by UFFDIO_COPY's
- * own cost; two populate it at nearly twice the rate (the mmap lock is
+ * own cost; two populate it at about 1.5 times the rate (the mmap lock is
  * taken for reading).  When a stream's window is at its maximum the
  * handler hands the window after it to the helper and populates its own
  * at the same time: the stream's next fault is then two windows on.
