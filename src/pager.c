@@ -158,11 +158,17 @@ static void live_set(struct mems_pager *pg, uint64_t lo, uint64_t hi, int on)
  * Populating
  * ------------------------------------------------------------------- */
 
-void pager_wake(struct mems_pager *pg, uint64_t pi)
+/* Wake the threads waiting on pages [pi, pi+n). */
+static void wake_pages(struct mems_pager *pg, uint64_t pi, uint64_t n)
 {
 	struct uffdio_range r = { .start = (uint64_t)(uintptr_t)pg->base + pi * pg->ps,
-				  .len = pg->ps };
+				  .len = n * pg->ps };
 	ioctl(pg->uffd, UFFDIO_WAKE, &r);
+}
+
+void pager_wake(struct mems_pager *pg, uint64_t pi)
+{
+	wake_pages(pg, pi, 1);
 }
 
 /* Populate pages [pi, pi+n), all missing by the bitmap: copied from src
@@ -260,6 +266,17 @@ int pager_copy_in(struct mems_pager *pg, uint64_t pi, uint64_t n, const void *sr
  * handler's rules and takes no lock but ahead_mu.
  * ------------------------------------------------------------------- */
 
+/* The helper's lock and conditions, nothing in flight and no helper (at
+ * start, and in a fork child, where the helper may have held them). */
+static void ahead_init(struct mems_pager *pg)
+{
+	pthread_mutex_init(&pg->ahead_mu, NULL);
+	pthread_cond_init(&pg->ahead_work, NULL);
+	pthread_cond_init(&pg->ahead_idle, NULL);
+	atomic_store(&pg->ahead_hi, 0);
+	pg->ahead_on = 0;
+}
+
 static int in_flight(const struct mems_pager *pg, uint64_t i)
 {
 	uint64_t hi = atomic_load_explicit(&pg->ahead_hi, memory_order_acquire);
@@ -328,9 +345,7 @@ static void *ahead_main(void *arg)
 			/* A fault the handler left to us while the pages were
 			 * in flight: wake it now that they are not, so that it
 			 * faults again and the handler takes it. */
-			struct uffdio_range r = { .start = (uint64_t)(uintptr_t)pg->base + lo * pg->ps,
-						  .len = (hi - lo) * pg->ps };
-			ioctl(pg->uffd, UFFDIO_WAKE, &r);
+			wake_pages(pg, lo, hi - lo);
 			if (!atomic_exchange(&pg->error_reported, 1))
 				mems_diag("pager: cannot populate ahead at %p: %s",
 					  (void *)(pg->base + lo * pg->ps), mems_strerror(err));
@@ -445,17 +460,14 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		trace_fault(pg, TRACE_WP, pi, 0, tid, t_read);
 		return 0;
 	}
-	if (pi >= lim || bit_get(pg, pi)) {
+	int flying = 0;
+	if (pi >= lim || bit_get(pg, pi) || (flying = in_flight(pg, pi))) {
 		/* already resolved (another thread's fault on the same page, in
-		 * this batch or an earlier window): only wake */
+		 * this batch or an earlier window): only wake; or being
+		 * populated by the helper, whose ioctl wakes the thread */
 		pg->faults++;
-		pager_wake(pg, pi);
-		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, 0, tid, t_read);
-		return 0;
-	}
-	if (in_flight(pg, pi)) {
-		/* the helper is populating it: its ioctl wakes the thread */
-		pg->faults++;
+		if (!flying)
+			pager_wake(pg, pi);
 		trace_fault(pg, write ? TRACE_WRITE : TRACE_READ, pi, 0, tid, t_read);
 		return 0;
 	}
@@ -802,9 +814,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 	pg->window = window < 1 ? 1 : window > WINDOW_MAX ? WINDOW_MAX : window;
 	pg->spin_ns = (uint64_t)cf->spin_us * 1000;
 	pthread_mutex_init(&pg->lock, NULL);
-	pthread_mutex_init(&pg->ahead_mu, NULL);
-	pthread_cond_init(&pg->ahead_work, NULL);
-	pthread_cond_init(&pg->ahead_idle, NULL);
+	ahead_init(pg);
 
 	if (!strcmp(want, "kernel"))
 		hi = 0;
@@ -1165,11 +1175,7 @@ void pager_fork_child(struct mems_pager *pg)
 	 * the kernel's paging and counts touched pages with mincore(2). */
 	pthread_mutex_init(&pg->lock, NULL);
 	/* nor the helper, which may have been mid-copy: nothing in flight */
-	pthread_mutex_init(&pg->ahead_mu, NULL);
-	pthread_cond_init(&pg->ahead_work, NULL);
-	pthread_cond_init(&pg->ahead_idle, NULL);
-	atomic_store(&pg->ahead_hi, 0);
-	pg->ahead_on = 0;
+	ahead_init(pg);
 	if (!uses_bitmap(pg))
 		return;
 	if (pg->ev)

@@ -799,9 +799,7 @@ uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes
 			struct run *R = run_at(r);
 			if (!R->live)
 				continue;
-			unsigned freen = 0;
-			for (unsigned w = 0; w < RUN_WORDS; w++)
-				freen += bits_count(atomic_load(&R->free[w]));
+			unsigned freen = free_count(R);
 			runs++;
 			rb += R->bytes;
 			nb += R->nblocks - freen;
