@@ -112,6 +112,16 @@ START_TEST(madvise_failure_keeps_pages_and_counts_them)
 }
 END_TEST
 
+/* Write one byte into each of n pages of stride bytes from p[0]. */
+struct touch { unsigned char *p; size_t n, stride; };
+
+static void touch_pages(void *arg)
+{
+	const struct touch *t = arg;
+	for (size_t i = 0; i < t->n; i++)
+		t->p[i * t->stride] = (unsigned char)(i * 3 + 9);
+}
+
 START_TEST(populate_failure_is_retried)
 {
 	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
@@ -120,22 +130,13 @@ START_TEST(populate_failure_is_retried)
 	ck_assert_int_eq(fail_setup("uffd-copy:1"), 0);
 	/* the first fault's ioctl fails: a diagnostic, the thread is woken,
 	 * faults again and gets its page */
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	int saved = dup(2);
-	dup2(fds[1], 2);
-	p[0] = 9;
-	p[5 * 4096] = 8;
-	dup2(saved, 2);
-	close(saved);
-	close(fds[1]);
-	char buf[512] = "";
-	ck_assert_int_gt(read(fds[0], buf, sizeof buf - 1), 0);
-	close(fds[0]);
-	ck_assert_msg(strstr(buf, "cannot populate page") && strstr(buf, "Cannot allocate memory"),
-		      "%s", buf);
+	struct touch t = { p, 2, 5 * 4096 };
+	char *err = t_capture(2, touch_pages, &t);
+	ck_assert_msg(strstr(err, "cannot populate page") && strstr(err, "Cannot allocate memory"),
+		      "%s", err);
+	free(err);
 	ck_assert_int_eq(p[0], 9);
-	ck_assert_int_eq(p[5 * 4096], 8);
+	ck_assert_int_eq(p[5 * 4096], 12);
 	ck_assert_int_eq(mems_check(), 0);
 }
 END_TEST
@@ -149,26 +150,17 @@ START_TEST(populate_ahead_failure_falls_back_to_the_handler)
 	ck_assert_int_eq(mems_option_set("pager", "uffd"), 0);
 	ck_assert_int_eq(mems_try_init(), 0);
 	size_t ps = os_page_size(), n = 16384;
-	char *p = mems_get(mems_malloc(n * ps));
+	unsigned char *p = mems_get(mems_malloc(n * ps));
 	ck_assert_int_eq(fail_setup(_i ? "ahead-copy:1+" : "ahead-copy:2"), 0);
-	fflush(stderr);
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	int saved = dup(2);
-	dup2(fds[1], 2);
-	for (size_t i = 0; i < n; i++)
-		p[i * ps] = (char)(i * 3);
-	dup2(saved, 2);
-	close(saved);
-	close(fds[1]);
-	char buf[512] = "";
-	ck_assert_int_eq(read(fds[0], buf, sizeof buf - 1) > 0, helper);
-	close(fds[0]);
+	struct touch t = { p, n, ps };
+	char *err = t_capture(2, touch_pages, &t);
+	ck_assert_int_eq(*err != 0, helper);
 	if (helper)
-		ck_assert_msg(strstr(buf, "cannot populate ahead") &&
-			      strstr(buf, "Cannot allocate memory"), "%s", buf);
+		ck_assert_msg(strstr(err, "cannot populate ahead") &&
+			      strstr(err, "Cannot allocate memory"), "%s", err);
+	free(err);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_int_eq(p[i * ps], (char)(i * 3));
+		ck_assert_int_eq(p[i * ps], (unsigned char)(i * 3 + 9));
 	struct mems_stats st = t_stats();
 	ck_assert_uint_eq(st.pages_touched, n);
 	if (_i || !helper)
