@@ -3,8 +3,8 @@
  *
  * For debugging and for the tests: the 2-D list (node layout, sub-chain
  * links and coverage, no two adjacent holes, the counters), the hole index
- * (in address order, heap order of priorities, subtree maxima, the same
- * holes as the chains), the address map (first[] exact, cover[] where a
+ * (each grain's entry its largest hole, each entry above the largest of
+ * its group, nothing set past the committed span), the address map (first[] exact, cover[] where a
  * lookup trusts it, every PROCESS segment found from its first and last
  * byte), the slabs' record counts, the runs of small blocks (small.c:
  * each one its held PROCESS segment and its pages in the run map, the
@@ -36,50 +36,43 @@
 		return -1;                                             \
 	} while (0)
 
-/* Is hole h in the treap under t? */
-static int tp_has(const struct mems_fl *fl, mems_id t, mems_id h, uint64_t key)
+/* The hole index, once the chains and first[] are known sound: each
+ * grain's entry is the size of its largest hole, each entry above the
+ * largest of its group, and nothing past the committed grains is set. */
+static int check_index(const struct mems_fl *fl, char *why, size_t len)
 {
-	while (t && t != h)
-		t = key < fl_seg(fl, t)->start ? fl_seg(fl, t)->tl : fl_seg(fl, t)->tr;
-	return t == h;
-}
+	uint64_t used = (fl->committed + FL_GRAIN - 1) / FL_GRAIN;
+	const uint32_t *leaf = fl->hmax + fl->hoff[0];
 
-/* The treap under t (whose parent is up): order, priorities, parent
- * links, maxima; counts its nodes. */
-static int tp_check(const struct mems_fl *fl, mems_id t, mems_id up, uint64_t lo, uint64_t hi,
-		    int depth, uint64_t *count, char *why, size_t len)
-{
-	if (!t)
-		return 0;
-	if (depth > 200)
-		FAIL("hole index deeper than 200 (a cycle?) at record %u", t);
-	if (t >= fl->segs.bump)
-		FAIL("hole index names record %u, never allocated", t);
-	const struct mems_seg *s = fl_seg(fl, t);
-	if (s->type != SEG_HOLE)
-		FAIL("hole index holds a %s segment at %" PRIu64,
-		     s->type == SEG_PROCESS ? "PROCESS" : "free", s->start);
-	if (s->start < lo || s->start >= hi)
-		FAIL("hole index out of order at %" PRIu64, s->start);
-	if (s->tp != up)
-		FAIL("hole index parent link wrong at %" PRIu64, s->start);
-	uint64_t m = s->end - s->start;
-	for (int c = 0; c < 2; c++) {
-		mems_id k = c ? s->tr : s->tl;
-		if (!k)
-			continue;
-		if (k < fl->segs.bump && fl_seg(fl, k)->prio > s->prio)
-			FAIL("hole index heap order broken under %" PRIu64, s->start);
-		if (tp_check(fl, k, t, c ? s->start + 1 : lo, c ? hi : s->start, depth + 1, count,
-			     why, len))
-			return -1;
-		if (fl_seg(fl, k)->tmax > m)
-			m = fl_seg(fl, k)->tmax;
+	for (uint64_t g = 0; g < used; g++) {
+		uint32_t m = 0;
+		for (mems_id c = fl->first[g]; c && fl_seg(fl, c)->start / FL_GRAIN == g;
+		     c = fl_seg(fl, c)->next) {
+			const struct mems_seg *s = fl_seg(fl, c);
+			if (s->type == SEG_HOLE && fl_hsat(s->end - s->start) > m)
+				m = fl_hsat(s->end - s->start);
+		}
+		if (leaf[g] != m)
+			FAIL("hole index: the grain at %" PRIu64 " says %" PRIu32
+			     " bytes, its largest hole has %" PRIu32, g * FL_GRAIN, leaf[g], m);
 	}
-	if (s->tmax != m)
-		FAIL("hole index maximum %" PRIu64 " at %" PRIu64 ", should be %" PRIu64, s->tmax,
-		     s->start, m);
-	++*count;
+	for (int k = 0; k < fl->nlevels; k++) {
+		const uint32_t *lv = fl->hmax + fl->hoff[k];
+		uint64_t n = ((used ? used : 1) + FL_FAN - 1) / FL_FAN * FL_FAN;
+		for (uint64_t i = used; i < n; i++)
+			if (lv[i])
+				FAIL("hole index: level %d entry %" PRIu64
+				     " is past the committed span but says %" PRIu32, k, i, lv[i]);
+		for (uint64_t p = 0; k + 1 < fl->nlevels && p < n / FL_FAN; p++) {
+			uint32_t m = 0, up = fl->hmax[fl->hoff[k + 1] + p];
+			for (unsigned i = 0; i < FL_FAN; i++)
+				m = lv[p * FL_FAN + i] > m ? lv[p * FL_FAN + i] : m;
+			if (up != m)
+				FAIL("hole index maximum %" PRIu32 " at level %d entry %" PRIu64
+				     ", should be %" PRIu32, up, k + 1, p, m);
+		}
+		used = (used + FL_FAN - 1) / FL_FAN;
+	}
 	return 0;
 }
 
@@ -120,8 +113,6 @@ static int check_list(struct mems_fl *fl, uint64_t *process_map, uint64_t ps, ch
 			if (g->type == SEG_HOLE) {
 				if (prev_hole)
 					FAIL("two adjacent holes at %" PRIu64 " (not merged)", g->start);
-				if (!tp_has(fl, fl->root, s, g->start))
-					FAIL("hole at %" PRIu64 " is not in the hole index", g->start);
 				nhole++;
 				inholes += g->end - g->start;
 			} else {
@@ -162,12 +153,7 @@ static int check_list(struct mems_fl *fl, uint64_t *process_map, uint64_t ps, ch
 		     fl->bytes_in_holes);
 	if (fl->segs.live != nsegs)
 		FAIL("%u segment records live, %" PRIu64 " in the chains", fl->segs.live, nsegs);
-	uint64_t tcount = 0;
-	if (tp_check(fl, fl->root, 0, 0, UINT64_MAX, 0, &tcount, why, len))
-		return -1;
-	if (tcount != nhole)
-		FAIL("hole index holds %" PRIu64 " holes, the chains %" PRIu64, tcount, nhole);
-	return 0;
+	return check_index(fl, why, len);
 }
 
 static uint64_t popcount_words(const uint64_t *w, size_t n)

@@ -12,13 +12,18 @@
  *
  * Two indexes sit beside the chains so that no operation walks them:
  *
- *  - Holes are also kept in a treap keyed by address, each subtree knowing
- *    its largest hole.  Because nodes are in address order, "first hole in
- *    node order then sub-chain order" is "lowest-addressed hole", and the
- *    descent that finds it is O(log n).  With parent links, a hole that
- *    changes size fixes the maxima from itself up only as far as they
- *    change, and holes come and go by rotations (insert as a leaf and
- *    rotate up; rotate down to a leaf and cut off).
+ *  - A hole index over the address space rather than over the holes: per
+ *    grain (FL_GRAIN bytes) the size of the largest hole starting in it,
+ *    and above the grains a tree of maxima, FL_FAN entries (one cache
+ *    line) to a group.  Because nodes are in address order, "first hole
+ *    in node order then sub-chain order" is "lowest-addressed hole": the
+ *    descent to the first grain that holds one that fits reads a line per
+ *    level, and the walk of that grain finds it.  A hole that grows raises
+ *    the maxima above its grain as far as they change; one that shrinks,
+ *    moves out or goes reads its grain again only when it was the
+ *    grain's largest.  Unlike a tree of the holes themselves (a treap
+ *    here before), the levels are small dense arrays: the upper ones stay
+ *    in cache, and the records carry no tree links.
  *
  *  - An address map: first[g] is the first segment that starts in grain g
  *    (FL_GRAIN bytes, kept exact), cover[p] the PROCESS segment over MeMS
@@ -43,144 +48,130 @@
 #define SEG(id) fl_seg(fl, (id))
 
 /* ---------------------------------------------------------------------
- * Treap of holes
+ * Hole index
  * ------------------------------------------------------------------- */
 
 static uint64_t seg_size(const struct mems_seg *s) { return s->end - s->start; }
 
-static void tp_pull(struct mems_fl *fl, mems_id t)
-{
-	struct mems_seg *s = SEG(t);
-	uint64_t m = seg_size(s);
-	if (s->tl && SEG(s->tl)->tmax > m)
-		m = SEG(s->tl)->tmax;
-	if (s->tr && SEG(s->tr)->tmax > m)
-		m = SEG(s->tr)->tmax;
-	s->tmax = m;
-}
+static uint32_t *level(const struct mems_fl *fl, int k) { return fl->hmax + fl->hoff[k]; }
 
-/* Make c (may be 0) the left (right if r) child of p, or the root if p is
- * 0. */
-static void tp_link(struct mems_fl *fl, mems_id p, int r, mems_id c)
+/* The largest hole starting in grain g, read off its segments. */
+static uint32_t grain_max(const struct mems_fl *fl, uint64_t g)
 {
-	if (!p)
-		fl->root = c;
-	else if (r)
-		SEG(p)->tr = c;
-	else
-		SEG(p)->tl = c;
-	if (c)
-		SEG(c)->tp = p;
-}
-
-static int tp_is_right(struct mems_fl *fl, mems_id p, mems_id c)
-{
-	return p && SEG(p)->tr == c;
-}
-
-/* Rotate x above its parent p; their maxima are made afresh (the set of
- * holes under the pair's top does not change, so nothing above). */
-static void tp_rotate_up(struct mems_fl *fl, mems_id x)
-{
-	struct mems_seg *xs = SEG(x);
-	mems_id p = xs->tp, g = SEG(p)->tp;
-	int pr = tp_is_right(fl, g, p);
-	if (SEG(p)->tl == x) {
-		tp_link(fl, p, 0, xs->tr);
-		tp_link(fl, x, 1, p);
-	} else {
-		tp_link(fl, p, 1, xs->tl);
-		tp_link(fl, x, 0, p);
+	uint32_t m = 0;
+	for (mems_id c = fl->first[g]; c; c = SEG(c)->next) {
+		const struct mems_seg *s = SEG(c);
+		if (s->start / FL_GRAIN != g)
+			break;
+		if (s->type == SEG_HOLE && fl_hsat(seg_size(s)) > m)
+			m = fl_hsat(seg_size(s));
 	}
-	tp_link(fl, g, pr, x);
-	tp_pull(fl, p);
-	tp_pull(fl, x);
+	return m;
 }
 
-/* t's subtree changed below it: make the maxima afresh from t up, as far
- * as they change. */
-static void tp_fix_up(struct mems_fl *fl, mems_id t)
+/* Grain g's leaf becomes v: carry it up as far as the maxima change. */
+static void hs_set(struct mems_fl *fl, uint64_t g, uint32_t v)
 {
-	while (t) {
-		uint64_t was = SEG(t)->tmax;
-		tp_pull(fl, t);
-		if (SEG(t)->tmax == was)
+	for (int k = 0;; k++) {
+		uint32_t *lv = level(fl, k), old = lv[g];
+		if (old == v)
 			return;
-		t = SEG(t)->tp;
+		lv[g] = v;
+		if (k + 1 == fl->nlevels)
+			return;
+		uint64_t p = g / FL_FAN;
+		uint32_t up = level(fl, k + 1)[p];
+		if (v > old) {
+			if (v <= up)
+				return;
+		} else {
+			if (old < up)
+				return;
+			/* it was the largest of its group: the group says */
+			const uint32_t *grp = lv + p * FL_FAN;
+			v = 0;
+			for (unsigned i = 0; i < FL_FAN; i++)
+				v = grp[i] > v ? grp[i] : v;
+		}
+		g = p;
 	}
 }
 
-static uint32_t fl_rand(struct mems_fl *fl)
+/* A hole of size bytes now starts in grain g. */
+static void hs_raise(struct mems_fl *fl, uint64_t g, uint64_t size)
 {
-	uint32_t x = fl->rng;        /* xorshift32 */
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return fl->rng = x;
+	if (fl_hsat(size) > level(fl, 0)[g])
+		hs_set(fl, g, fl_hsat(size));
 }
 
-/* Insert as a leaf by key (raising the maxima on the way down, to what
- * they will be), then rotate up while the parent's priority is lower:
- * one descent and, expected, fewer than two rotations. */
-static void tp_insert(struct mems_fl *fl, mems_id h)
+/* A hole of size bytes starting in grain g shrank, moved out or went:
+ * only when it was the grain's largest is the grain read again. */
+static void hs_lower(struct mems_fl *fl, uint64_t g, uint64_t size)
 {
-	struct mems_seg *s = SEG(h);
-	uint64_t key = s->start, size = seg_size(s);
-	s->tl = s->tr = 0;
-	s->prio = fl_rand(fl);
-	s->tmax = size;
-	mems_id p = 0, t = fl->root;
-	int r = 0;
-	while (t) {
-		struct mems_seg *ts = SEG(t);
-		if (ts->tmax < size)
-			ts->tmax = size;
-		p = t;
-		r = ts->start < key;
-		t = r ? ts->tr : ts->tl;
+	if (fl_hsat(size) >= level(fl, 0)[g])
+		hs_set(fl, g, grain_max(fl, g));
+}
+
+/* Hole h, which started at ostart with osize bytes, changed size or start
+ * (or both). */
+static void hs_moved(struct mems_fl *fl, mems_id h, uint64_t ostart, uint64_t osize)
+{
+	uint64_t og = ostart / FL_GRAIN, g = SEG(h)->start / FL_GRAIN, size = seg_size(SEG(h));
+	if (og != g || size < osize)
+		hs_lower(fl, og, osize);
+	if (og != g || size > osize)
+		hs_raise(fl, g, size);
+}
+
+/* The first leaf at or after i whose entry is at least v (> 0), or
+ * UINT64_MAX: up through the groups to the right of i until one holds
+ * such an entry, then down through the first such child at each level. */
+static uint64_t hs_find(const struct mems_fl *fl, uint64_t i, uint32_t v)
+{
+	int k = 0;
+	if (i == 0) {
+		k = fl->nlevels - 1;
+		if (level(fl, k)[0] < v)
+			return UINT64_MAX;
+	} else {
+		for (;; k++) {
+			if (i >= fl->hlen[k])
+				return UINT64_MAX;
+			const uint32_t *lv = level(fl, k);
+			uint64_t end = (i / FL_FAN + 1) * FL_FAN;
+			while (i < end && lv[i] < v)
+				i++;
+			if (i < end)
+				break;
+			if (k + 1 == fl->nlevels)
+				return UINT64_MAX;
+			i = end / FL_FAN;
+		}
 	}
-	tp_link(fl, p, r, h);
-	while (s->tp && SEG(s->tp)->prio < s->prio)
-		tp_rotate_up(fl, h);
-}
-
-/* Rotate h down (its child of higher priority up) until it is a leaf,
- * cut it off, and lower the maxima above it as far as they change. */
-static void tp_remove(struct mems_fl *fl, mems_id h)
-{
-	struct mems_seg *s = SEG(h);
-	while (s->tl || s->tr) {
-		mems_id c = !s->tr ? s->tl : !s->tl ? s->tr :
-			    SEG(s->tl)->prio > SEG(s->tr)->prio ? s->tl : s->tr;
-		tp_rotate_up(fl, c);
+	while (k > 0) {
+		const uint32_t *lv = level(fl, --k);
+		i *= FL_FAN;
+		while (lv[i] < v)       /* the group's maximum is at least v */
+			i++;
 	}
-	mems_id p = s->tp;
-	tp_link(fl, p, tp_is_right(fl, p, h), 0);
-	s->tp = 0;
-	tp_fix_up(fl, p);
-}
-
-/* The size of hole h changed (its key kept its place among the others):
- * fix the maxima from it up. */
-static void tp_resized(struct mems_fl *fl, mems_id h)
-{
-	tp_fix_up(fl, h);
+	return i;
 }
 
 mems_id fl_find_fit(const struct mems_fl *fl, uint64_t size)
 {
-	mems_id t = fl->root;
+	uint32_t v = size ? fl_hsat(size) : 1;
 
-	if (!t || SEG(t)->tmax < size)
-		return 0;
-	while (t) {
-		const struct mems_seg *s = SEG(t);
-		if (s->tl && SEG(s->tl)->tmax >= size)
-			t = s->tl;
-		else if (seg_size(s) >= size)
-			return t;
-		else
-			t = s->tr;   /* its tmax must fit: the root's did */
+	/* first fit in node order is first fit by address: the first grain
+	 * whose largest hole fits, and the first hole in it that fits (only a
+	 * saturated entry, 4 GiB and over, can promise more than it has) */
+	for (uint64_t g = hs_find(fl, 0, v); g != UINT64_MAX; g = hs_find(fl, g + 1, v)) {
+		for (mems_id c = fl->first[g]; c; c = SEG(c)->next) {
+			const struct mems_seg *s = SEG(c);
+			if (s->start / FL_GRAIN != g)
+				break;
+			if (s->type == SEG_HOLE && seg_size(s) >= size)
+				return c;
+		}
 	}
 	return 0;
 }
@@ -285,16 +276,28 @@ int fl_init(struct mems_fl *fl, uint64_t span, uint64_t page)
 
 	fl->page = page;
 	fl->span = span;
-	fl->rng = 0x9e3779b9u;
 	fl->map_bytes = (size_t)pages * sizeof(mems_id);
 	fl->first_bytes = (size_t)(span / FL_GRAIN) * sizeof(mems_id);
 	if (slab_init(&fl->segs, sizeof(struct mems_seg), (uint32_t)segcap) != 0)
 		goto fail;
 	if (slab_init(&fl->nodes, sizeof(struct mems_node), (uint32_t)nodecap) != 0)
 		goto fail;
+	/* the hole index: levels padded to whole groups, up to one root */
+	uint64_t n = span / FL_GRAIN, total = 0;
+	for (int k = 0;; k++) {
+		fl->hoff[k] = total;
+		fl->hlen[k] = (n + FL_FAN - 1) / FL_FAN * FL_FAN;
+		total += fl->hlen[k];
+		fl->nlevels = k + 1;
+		if (n == 1)
+			break;
+		n = (n + FL_FAN - 1) / FL_FAN;
+	}
+	fl->hmax_bytes = (size_t)total * sizeof(uint32_t);
 	fl->first = os_map_meta(fl->first_bytes);
 	fl->cover = os_map_meta(fl->map_bytes);
-	if (!fl->first || !fl->cover)
+	fl->hmax = os_map_meta(fl->hmax_bytes);
+	if (!fl->first || !fl->cover || !fl->hmax)
 		goto fail;
 	return 0;
 fail:
@@ -311,6 +314,8 @@ void fl_destroy(struct mems_fl *fl)
 		os_unmap(fl->first, fl->first_bytes);
 	if (fl->cover)
 		os_unmap(fl->cover, fl->map_bytes);
+	if (fl->hmax)
+		os_unmap(fl->hmax, fl->hmax_bytes);
 	memset(fl, 0, sizeof *fl);
 }
 
@@ -338,7 +343,7 @@ mems_id fl_add_node(struct mems_fl *fl, uint64_t bytes)
 	fl->nholes++;
 	fl->bytes_in_holes += bytes;
 	first_add(fl, h);
-	tp_insert(fl, h);
+	hs_raise(fl, s->start / FL_GRAIN, bytes);
 	return h;
 }
 
@@ -347,8 +352,8 @@ void fl_drop_last_node(struct mems_fl *fl, mems_id h)
 	struct mems_seg *s = SEG(h);
 	mems_id n = s->node;
 	uint64_t bytes = seg_size(s);
-	tp_remove(fl, h);
 	fl->first[s->start / FL_GRAIN] = 0;
+	hs_lower(fl, s->start / FL_GRAIN, bytes);    /* the node's only segment */
 	fl->committed -= bytes;
 	fl->nnodes--;
 	fl->nholes--;
@@ -393,11 +398,10 @@ static void link_after(struct mems_fl *fl, mems_id a, mems_id b)
 }
 
 /*
- * The operations below keep a hole's record, and so its place in the
- * treap, when the hole only grows or shrinks at one end: its key may move
- * but never past a neighbouring hole, so the order holds and only the
- * maxima on its path need fixing (one descent).  Split and merge are left
- * for the holes that really appear or disappear.
+ * The operations below keep a hole's record when the hole only grows or
+ * shrinks at one end (its start may move to another grain: hs_moved), and
+ * make or recycle records only for the holes that really appear or go.
+ * The hole index is told of each change as it is made, one at a time.
  */
 
 mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
@@ -407,8 +411,8 @@ mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
 
 	if (size == hsize) {
 		/* exact fit: the hole itself becomes the segment */
-		tp_remove(fl, h);
 		hs->type = SEG_PROCESS;
+		hs_lower(fl, hs->start / FL_GRAIN, size);
 		fl->nholes--;
 		fl->nprocess++;
 		fl->bytes_in_holes -= size;
@@ -420,7 +424,7 @@ mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
 	if (!p)
 		return 0;
 	/* the segment is a new record in front of the hole, which keeps the
-	 * rest and its place in the treap */
+	 * rest */
 	hs = SEG(h);
 	struct mems_seg *ps = SEG(p);
 	uint64_t a = hs->start;
@@ -439,7 +443,7 @@ mems_id fl_take(struct mems_fl *fl, mems_id h, uint64_t size)
 	}
 	move_start(fl, h, a + size);
 	first_add(fl, p);
-	tp_resized(fl, h);
+	hs_moved(fl, h, a, hsize);
 	fl->nprocess++;
 	fl->bytes_in_holes -= size;
 	fl->bytes_in_use += size;
@@ -462,8 +466,9 @@ mems_id fl_take_at(struct mems_fl *fl, mems_id h, uint64_t at, uint64_t size)
 	}
 	/* the hole keeps its head, [start, at): its key stays */
 	hs = SEG(h);
+	uint64_t osize = seg_size(hs);
 	hs->end = at;
-	tp_resized(fl, h);
+	hs_moved(fl, h, hs->start, osize);
 	struct mems_seg *ps = SEG(p);
 	ps->start = at;
 	ps->end = at + size;
@@ -477,7 +482,7 @@ mems_id fl_take_at(struct mems_fl *fl, mems_id h, uint64_t at, uint64_t size)
 		rs->type = SEG_HOLE;
 		link_after(fl, p, r);
 		first_add(fl, r);
-		tp_insert(fl, r);
+		hs_raise(fl, rs->start / FL_GRAIN, end - rs->start);
 		fl->nholes++;
 	}
 	fl->nprocess++;
@@ -495,9 +500,10 @@ mems_id fl_shrink(struct mems_fl *fl, mems_id id, uint64_t size)
 
 	if (n && SEG(n)->type == SEG_HOLE) {
 		/* the hole after it grows down */
+		uint64_t ostart = SEG(n)->start, osize = seg_size(SEG(n));
 		s->end = cut;
 		move_start(fl, n, cut);
-		tp_resized(fl, n);
+		hs_moved(fl, n, ostart, osize);
 	} else {
 		mems_id r = slab_alloc(&fl->segs);
 		if (!r)
@@ -510,7 +516,7 @@ mems_id fl_shrink(struct mems_fl *fl, mems_id id, uint64_t size)
 		rs->type = SEG_HOLE;
 		link_after(fl, id, r);
 		first_add(fl, r);
-		tp_insert(fl, r);
+		hs_raise(fl, cut / FL_GRAIN, end - cut);
 		fl->nholes++;
 		n = r;
 	}
@@ -529,13 +535,14 @@ int fl_grow(struct mems_fl *fl, mems_id id, uint64_t size)
 		return 0;
 	if (!n || SEG(n)->type != SEG_HOLE || SEG(n)->end < want)
 		return -1;
+	uint64_t ostart = SEG(n)->start, osize = seg_size(SEG(n));
 	if (SEG(n)->end == want) {
-		tp_remove(fl, n);
 		unlink_seg(fl, n);
+		hs_lower(fl, ostart / FL_GRAIN, osize);
 		fl->nholes--;
 	} else {
 		move_start(fl, n, want);
-		tp_resized(fl, n);
+		hs_moved(fl, n, ostart, osize);
 	}
 	s->end = want;
 	fl->bytes_in_use += want - old;
@@ -558,27 +565,29 @@ mems_id fl_free(struct mems_fl *fl, mems_id id)
 
 	if (lh) {
 		/* the hole on the left absorbs the segment and any hole after it
-		 * (its maxima first: each treap operation starts from a
-		 * consistent tree) */
+		 * (one change to the index at a time: the left hole grows while
+		 * the right one is still counted, then the right one goes) */
 		SEG(l)->end = rh ? SEG(r)->end : end;
 		unlink_seg(fl, id);
-		tp_resized(fl, l);
+		hs_raise(fl, SEG(l)->start / FL_GRAIN, seg_size(SEG(l)));
 		if (rh) {
-			tp_remove(fl, r);
+			uint64_t rstart = SEG(r)->start, rsize = seg_size(SEG(r));
 			unlink_seg(fl, r);
+			hs_lower(fl, rstart / FL_GRAIN, rsize);
 			fl->nholes--;
 		}
 		return l;
 	}
 	if (rh) {
 		/* the hole on the right grows down over the segment */
+		uint64_t osize = seg_size(SEG(r));
 		unlink_seg(fl, id);
 		move_start(fl, r, start);
-		tp_resized(fl, r);
+		hs_moved(fl, r, end, osize);
 		return r;
 	}
 	s->type = SEG_HOLE;
 	fl->nholes++;
-	tp_insert(fl, id);
+	hs_raise(fl, start / FL_GRAIN, end - start);
 	return id;
 }

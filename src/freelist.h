@@ -12,16 +12,17 @@
 
 enum { SEG_FREE = 0, SEG_PROCESS = 1, SEG_HOLE = 2 };
 
-/* first[] has an entry per FL_GRAIN bytes of the span (freelist.c) */
+/* first[] and the leaves of hmax have an entry per FL_GRAIN bytes of the
+ * span; each level of hmax above the leaves one per FL_FAN of the level
+ * below (freelist.c) */
 #define FL_GRAIN 512u
+#define FL_FAN 16u
+#define FL_LEVELS 12
 
 struct mems_seg {
 	uint64_t start, end;   /* [start, end) */
-	uint64_t tmax;         /* largest hole in this treap subtree */
 	mems_id prev, next;    /* sub-chain, in address order */
 	mems_id node;          /* main node */
-	mems_id tl, tr, tp;    /* treap children and parent (holes only) */
-	uint32_t prio;         /* treap priority */
 	uint8_t type;          /* SEG_* ; SEG_FREE for a recycled record */
 	uint8_t held;          /* PROCESS segment holding a run of small blocks (small.c) */
 };
@@ -41,8 +42,15 @@ struct mems_fl {
 	uint64_t page;         /* MeMS page size */
 	uint64_t span;         /* bytes the list may grow to */
 	uint64_t committed;    /* end of the last node */
-	mems_id root;          /* treap of holes, keyed by address */
-	uint32_t rng;
+	/* hole index: hmax + hoff[0] holds, per grain, the size of the
+	 * largest hole starting in it (saturated at UINT32_MAX, 0 for none);
+	 * level k + 1 the largest of each FL_FAN entries of level k, up to a
+	 * single root at level nlevels - 1.  Each level has hlen[k] entries,
+	 * a multiple of FL_FAN (the padding stays 0). */
+	uint32_t *hmax;
+	size_t hmax_bytes;
+	uint64_t hoff[FL_LEVELS], hlen[FL_LEVELS];
+	int nlevels;
 	uint64_t nnodes, nprocess, nholes;
 	uint64_t bytes_in_use, bytes_in_holes;
 };
@@ -54,6 +62,10 @@ static inline struct mems_seg *fl_seg(const struct mems_fl *fl, mems_id id)
 static inline struct mems_node *fl_node(const struct mems_fl *fl, mems_id id)
 {
 	return slab_at(&fl->nodes, id);
+}
+static inline uint32_t fl_hsat(uint64_t size)
+{
+	return size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
 }
 
 int fl_init(struct mems_fl *fl, uint64_t span, uint64_t page);

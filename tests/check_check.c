@@ -121,14 +121,20 @@ START_TEST(check_catches_corruption)
 	caught("counters");
 	fl->bytes_in_use--;
 
-	mems_id hole = fl->root;
-	fl_seg(fl, hole)->tmax += 4096;
-	caught("hole index maximum");
-	fl_seg(fl, hole)->tmax -= 4096;
+	/* the hole index: a grain's entry (b's hole, at 4096), an entry
+	 * above the grains, an entry past the committed span */
+	uint32_t *leaf = fl->hmax + fl->hoff[0], *up = fl->hmax + fl->hoff[1];
+	leaf[4096 / FL_GRAIN] += 4096;
+	caught("hole index: the grain at 4096 says 12288 bytes, its largest hole has 8192");
+	leaf[4096 / FL_GRAIN] -= 4096;
 
-	fl_seg(fl, hole)->tp = sa;
-	caught("hole index parent link wrong");
-	fl_seg(fl, hole)->tp = 0;
+	up[0]--;
+	caught("hole index maximum 8191 at level 1 entry 0, should be 8192");
+	up[0]++;
+
+	leaf[fl->committed / FL_GRAIN] = 1;
+	caught("past the committed span");
+	leaf[fl->committed / FL_GRAIN] = 0;
 
 	mems_id f = fl->first[0];
 	fl->first[0] = 0;

@@ -6,27 +6,46 @@
 
 #define PG MEMS_PAGE_SIZE
 
-/* Count treap nodes, checking order and maxima; *bad set on violation. */
-static uint64_t treap_check(const struct mems_fl *fl, mems_id t, mems_id up, uint64_t lo,
-			    uint64_t hi, int *bad)
+/* The hole index against the chains: each grain's entry is its largest
+ * hole, each entry above the largest of its group, and nothing is set
+ * past the committed span. */
+static void index_check(const struct mems_fl *fl)
 {
-	if (!t)
-		return 0;
-	const struct mems_seg *s = fl_seg(fl, t);
-	if (s->type != SEG_HOLE || s->start < lo || s->start >= hi || s->tp != up)
-		*bad = 1;
-	if ((s->tl && fl_seg(fl, s->tl)->prio > s->prio) ||
-	    (s->tr && fl_seg(fl, s->tr)->prio > s->prio))
-		*bad = 1;
-	uint64_t m = s->end - s->start;
-	if (s->tl && fl_seg(fl, s->tl)->tmax > m)
-		m = fl_seg(fl, s->tl)->tmax;
-	if (s->tr && fl_seg(fl, s->tr)->tmax > m)
-		m = fl_seg(fl, s->tr)->tmax;
-	if (m != s->tmax)
-		*bad = 1;
-	return 1 + treap_check(fl, s->tl, t, lo, s->start, bad) +
-	       treap_check(fl, s->tr, t, s->start + 1, hi, bad);
+	uint64_t used = (fl->committed + FL_GRAIN - 1) / FL_GRAIN;
+	for (uint64_t g = 0; g < used; g++) {
+		uint32_t m = 0;
+		for (mems_id c = fl->first[g]; c && fl_seg(fl, c)->start / FL_GRAIN == g;
+		     c = fl_seg(fl, c)->next)
+			if (fl_seg(fl, c)->type == SEG_HOLE)
+				m = fl_hsat(fl_seg(fl, c)->end - fl_seg(fl, c)->start) > m ?
+					    fl_hsat(fl_seg(fl, c)->end - fl_seg(fl, c)->start) : m;
+		ck_assert_uint_eq(fl->hmax[fl->hoff[0] + g], m);
+	}
+	for (int k = 0; k < fl->nlevels; k++) {
+		const uint32_t *lv = fl->hmax + fl->hoff[k];
+		uint64_t n = ((used ? used : 1) + FL_FAN - 1) / FL_FAN * FL_FAN;
+		for (uint64_t i = used; i < n; i++)
+			ck_assert_uint_eq(lv[i], 0);
+		for (uint64_t p = 0; k + 1 < fl->nlevels && p < n / FL_FAN; p++) {
+			uint32_t m = 0;
+			for (unsigned i = 0; i < FL_FAN; i++)
+				m = lv[p * FL_FAN + i] > m ? lv[p * FL_FAN + i] : m;
+			ck_assert_uint_eq(fl->hmax[fl->hoff[k + 1] + p], m);
+		}
+		used = (used + FL_FAN - 1) / FL_FAN;
+	}
+	ck_assert_uint_eq(fl->hlen[fl->nlevels - 1], FL_FAN);   /* one root */
+}
+
+/* The first hole that fits, by walking the chains as the assignment does. */
+static mems_id first_fit_by_walk(const struct mems_fl *fl, uint64_t size)
+{
+	for (mems_id n = 1; n <= fl->nnodes; n++)
+		for (mems_id s = fl_node(fl, n)->head; s; s = fl_seg(fl, s)->next)
+			if (fl_seg(fl, s)->type == SEG_HOLE &&
+			    fl_seg(fl, s)->end - fl_seg(fl, s)->start >= size)
+				return s;
+	return 0;
 }
 
 /* Every invariant of the list and its indexes. */
@@ -90,15 +109,14 @@ static void fl_check(const struct mems_fl *fl)
 	ck_assert_uint_eq(nh, fl->nholes);
 	ck_assert_uint_eq(bu, fl->bytes_in_use);
 	ck_assert_uint_eq(bh, fl->bytes_in_holes);
-	int bad = 0;
-	ck_assert_uint_eq(treap_check(fl, fl->root, 0, 0, UINT64_MAX, &bad), nh);
-	ck_assert_int_eq(bad, 0);
+	index_check(fl);
 }
 
 /* The assignment's allocation step on the bare list. */
 static uint64_t fl_malloc(struct mems_fl *fl, uint64_t size)
 {
 	mems_id h = fl_find_fit(fl, size);
+	ck_assert_uint_eq(h, first_fit_by_walk(fl, size));
 	if (!h)
 		h = fl_add_node(fl, (size + PG - 1) / PG * PG);
 	ck_assert_uint_ne(h, 0);
@@ -230,6 +248,7 @@ START_TEST(aligned_shrink_grow_keep_every_invariant)
 			uint64_t align = 16ull << (t_rand(&seed) % 10);   /* 16 .. 8192 */
 			uint64_t size = 1 + t_rand(&seed) % 2000;
 			mems_id h = fl_find_fit(&fl, size + align - 1);
+			ck_assert_uint_eq(h, first_fit_by_walk(&fl, size + align - 1));
 			if (!h)
 				h = fl_add_node(&fl, (size + align - 1 + PG - 1) / PG * PG);
 			uint64_t at = (fl_seg(&fl, h)->start + align - 1) / align * align;
@@ -269,6 +288,33 @@ START_TEST(aligned_shrink_grow_keep_every_invariant)
 }
 END_TEST
 
+/* Holes of 4 GiB and more share the index's largest entry: the search
+ * goes on past a grain whose saturated entry promised more than it had. */
+START_TEST(holes_over_4_gib_are_found_in_first_fit_order)
+{
+	struct mems_fl fl;
+	ck_assert_int_eq(fl_init(&fl, 1ull << 36, PG), 0);
+	uint64_t gib = 1ull << 30;
+	mems_id a = fl_add_node(&fl, 4 * gib + 512 * PG);      /* 4 GiB + 2 MiB */
+	mems_id b = fl_add_node(&fl, 6 * gib);
+	mems_id c = fl_add_node(&fl, 5 * gib);
+	ck_assert_uint_ne(a && b && c, 0);
+	ck_assert_uint_eq(fl_find_fit(&fl, 100), a);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib), a);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 512 * PG), a);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 512 * PG + 1), b);
+	ck_assert_uint_eq(fl_find_fit(&fl, 5 * gib + 1), b);
+	ck_assert_uint_eq(fl_find_fit(&fl, 6 * gib), b);
+	ck_assert_uint_eq(fl_find_fit(&fl, 6 * gib + 1), 0);
+	/* a hole past 4 GiB that shrinks below it, then under another */
+	ck_assert_uint_ne(fl_take(&fl, b, 2 * gib + PG), 0);   /* 4 GiB - 4 KiB left */
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 1), a);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 512 * PG + 1), c);
+	ck_assert_uint_eq(fl_find_fit(&fl, 5 * gib + 1), 0);
+	fl_destroy(&fl);
+}
+END_TEST
+
 START_TEST(out_of_records_is_enomem_and_harmless)
 {
 	struct mems_fl fl;
@@ -298,6 +344,7 @@ Suite *freelist_suite(void)
 	tcase_add_test(tc, lookup_handles_many_segments_in_a_page_and_big_segments);
 	tcase_add_loop_test(tc, random_operations_keep_every_invariant, 0, 4);
 	tcase_add_loop_test(tc, aligned_shrink_grow_keep_every_invariant, 0, 4);
+	tcase_add_test(tc, holes_over_4_gib_are_found_in_first_fit_order);
 	tcase_add_test(tc, out_of_records_is_enomem_and_harmless);
 	suite_add_tcase(s, tc);
 	return s;
