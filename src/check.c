@@ -56,6 +56,15 @@ static int check_index(const struct mems_fl *fl, char *why, size_t len)
 			FAIL("hole index: the grain at %" PRIu64 " says %" PRIu32
 			     " bytes, its largest hole has %" PRIu32, g * FL_GRAIN, leaf[g], m);
 	}
+	uint64_t u = used;
+	int top = 0;
+	while (u > FL_FAN && top + 1 < fl->nlevels) {
+		u = (u + FL_FAN - 1) / FL_FAN;
+		top++;
+	}
+	if (fl->htop != top)
+		FAIL("hole index: searches start at level %d, the committed span needs %d", fl->htop,
+		     top);
 	for (int k = 0; k < fl->nlevels; k++) {
 		const uint32_t *lv = fl->hmax + fl->hoff[k];
 		uint64_t n = ((used ? used : 1) + FL_FAN - 1) / FL_FAN * FL_FAN;

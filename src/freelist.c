@@ -123,30 +123,41 @@ static void hs_moved(struct mems_fl *fl, mems_id h, uint64_t ostart, uint64_t os
 		hs_raise(fl, g, size);
 }
 
+/* The committed span changed: above level htop, only the first entry of
+ * each level can be set, so searches start there. */
+static void hs_set_top(struct mems_fl *fl)
+{
+	uint64_t used = (fl->committed + FL_GRAIN - 1) / FL_GRAIN;
+	int k = 0;
+	while (used > FL_FAN && k + 1 < fl->nlevels) {
+		used = (used + FL_FAN - 1) / FL_FAN;
+		k++;
+	}
+	fl->htop = k;
+}
+
 /* The first leaf at or after i whose entry is at least v (> 0), or
  * UINT64_MAX: up through the groups to the right of i until one holds
- * such an entry, then down through the first such child at each level. */
+ * such an entry (no further than level htop, past whose first group
+ * nothing is set), then down through the first such child at each
+ * level. */
 static uint64_t hs_find(const struct mems_fl *fl, uint64_t i, uint32_t v)
 {
 	int k = 0;
-	if (i == 0) {
-		k = fl->nlevels - 1;
-		if (level(fl, k)[0] < v)
+	if (i == 0)
+		k = fl->htop;
+	for (;; k++) {
+		if (i >= fl->hlen[k])
 			return UINT64_MAX;
-	} else {
-		for (;; k++) {
-			if (i >= fl->hlen[k])
-				return UINT64_MAX;
-			const uint32_t *lv = level(fl, k);
-			uint64_t end = (i / FL_FAN + 1) * FL_FAN;
-			while (i < end && lv[i] < v)
-				i++;
-			if (i < end)
-				break;
-			if (k + 1 == fl->nlevels)
-				return UINT64_MAX;
-			i = end / FL_FAN;
-		}
+		const uint32_t *lv = level(fl, k);
+		uint64_t end = (i / FL_FAN + 1) * FL_FAN;
+		while (i < end && lv[i] < v)
+			i++;
+		if (i < end)
+			break;
+		if (k >= fl->htop)
+			return UINT64_MAX;
+		i = end / FL_FAN;
 	}
 	while (k > 0) {
 		const uint32_t *lv = level(fl, --k);
@@ -339,6 +350,7 @@ mems_id fl_add_node(struct mems_fl *fl, uint64_t bytes)
 	s->node = n;
 	s->type = SEG_HOLE;
 	fl->committed += bytes;
+	hs_set_top(fl);
 	fl->nnodes++;
 	fl->nholes++;
 	fl->bytes_in_holes += bytes;
@@ -355,6 +367,7 @@ void fl_drop_last_node(struct mems_fl *fl, mems_id h)
 	fl->first[s->start / FL_GRAIN] = 0;
 	hs_lower(fl, s->start / FL_GRAIN, bytes);    /* the node's only segment */
 	fl->committed -= bytes;
+	hs_set_top(fl);
 	fl->nnodes--;
 	fl->nholes--;
 	fl->bytes_in_holes -= bytes;

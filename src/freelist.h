@@ -51,6 +51,7 @@ struct mems_fl {
 	size_t hmax_bytes;
 	uint64_t hoff[FL_LEVELS], hlen[FL_LEVELS];
 	int nlevels;
+	int htop;              /* lowest level whose first group covers the committed span */
 	uint64_t nnodes, nprocess, nholes;
 	uint64_t bytes_in_use, bytes_in_holes;
 };

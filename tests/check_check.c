@@ -136,6 +136,10 @@ START_TEST(check_catches_corruption)
 	caught("past the committed span");
 	leaf[fl->committed / FL_GRAIN] = 0;
 
+	fl->htop++;
+	caught("hole index: searches start at level 2, the committed span needs 1");
+	fl->htop--;
+
 	mems_id f = fl->first[0];
 	fl->first[0] = 0;
 	caught("address map");
