@@ -4,7 +4,8 @@
  * are printed only to show what the ratios are made of).
  *
  *  1. Scaling: per-operation cost of mems_free + mems_malloc (+ mems_get)
- *     with 100 live segments and with 100,000.
+ *     with 100 live segments and with 100,000; and glibc's free + malloc
+ *     on the same pattern, for scale.
  *  2. First touch, one write per page of a fresh 256 MiB region:
  *     MeMS (its pager) vs the kernel's demand paging on plain mmap memory vs
  *     MADV_POPULATE_WRITE, in sequential and in random page order; MeMS
@@ -33,22 +34,37 @@
 
 /* ---------------------------------------------------------------- scaling */
 
-static double churn_ns(size_t live, size_t ops)
+/* Free a random one of live blocks and allocate another of 16-515 bytes,
+ * and write into it: through the seed API, or (libc) glibc's malloc. */
+static double churn_ns(size_t live, size_t ops, int libc)
 {
 	void **slot = calloc(live, sizeof *slot);
 	uint64_t seed = 0x12345;
-	mems_init();
-	for (size_t i = 0; i < live; i++)
-		slot[i] = mems_malloc(16 + rng(&seed) % 500);
+	if (!libc)
+		mems_init();
+	for (size_t i = 0; i < live; i++) {
+		size_t n = 16 + rng(&seed) % 500;
+		slot[i] = libc ? malloc(n) : mems_malloc(n);
+	}
 	double t0 = now();
 	for (size_t i = 0; i < ops; i++) {
-		size_t k = rng(&seed) % live;
-		mems_free(slot[k]);
-		slot[k] = mems_malloc(16 + rng(&seed) % 500);
-		*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
+		size_t k = rng(&seed) % live, n;
+		if (libc) {
+			free(slot[k]);
+			slot[k] = malloc(n = 16 + rng(&seed) % 500);
+			*(volatile char *)((char *)slot[k] + 3) = 1;
+		} else {
+			mems_free(slot[k]);
+			slot[k] = mems_malloc(n = 16 + rng(&seed) % 500);
+			*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
+		}
 	}
 	double t = now() - t0;
-	mems_finish();
+	if (libc)
+		for (size_t i = 0; i < live; i++)
+			free(slot[i]);
+	else
+		mems_finish();
 	free(slot);
 	return t / (double)ops * 1e9;
 }
@@ -166,17 +182,24 @@ int main(void)
 	printf("MeMS core benchmarks (median of %d runs; ratios are what counts)\n\n", REPS);
 
 	/* 1. scaling */
-	double small[REPS], large[REPS];
-	for (int r = 0; r < REPS; r++) {
-		small[r] = churn_ns(100, 200000);
-		large[r] = churn_ns(100000, 200000);
+	double small[2][REPS], large[2][REPS], s[2], l[2];
+	for (int r = 0; r < REPS; r++)
+		for (int c = 0; c < 2; c++) {
+			small[c][r] = churn_ns(100, 200000, c);
+			large[c][r] = churn_ns(100000, 200000, c);
+		}
+	for (int c = 0; c < 2; c++) {
+		s[c] = median(small[c], REPS);
+		l[c] = median(large[c], REPS);
 	}
-	double s = median(small, REPS), l = median(large, REPS);
-	printf("free + malloc + get, per operation pair\n");
-	printf("  %-34s %8.1f ns\n", "100 live segments", s);
-	printf("  %-34s %8.1f ns\n", "100,000 live segments", l);
-	printf("  %-34s %8.2fx\n\n", "ratio 100,000 / 100", l / s);
-	bench_result("scaling_100k_vs_100", l / s);
+	printf("free + malloc + get + a write, per operation pair (a random one of the\n"
+	       "live blocks freed, 16-515 bytes allocated; glibc: no get)\n");
+	printf("  %-26s %14s %14s\n", "", "MeMS seed API", "glibc malloc");
+	printf("  %-26s %11.1f ns %11.1f ns\n", "100 live segments", s[0], s[1]);
+	printf("  %-26s %11.1f ns %11.1f ns\n", "100,000 live segments", l[0], l[1]);
+	printf("  %-26s %13.2fx %13.2fx\n\n", "ratio 100,000 / 100", l[0] / s[0], l[1] / s[1]);
+	bench_result("scaling_100k_vs_100", l[0] / s[0]);
+	bench_result("scaling_100k_vs_100_glibc", l[1] / s[1]);
 
 	/* 2. first touch */
 	size_t pages = 65536;                  /* 256 MiB */
