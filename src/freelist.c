@@ -302,6 +302,8 @@ int fl_init(struct mems_fl *fl, uint64_t span, uint64_t page)
 		fl->nlevels = k + 1;
 		if (n == 1)
 			break;
+		if (k + 1 == FL_LEVELS)
+			goto fail;      /* a span beyond 2^53 bytes */
 		n = (n + FL_FAN - 1) / FL_FAN;
 	}
 	fl->hmax_bytes = (size_t)total * sizeof(uint32_t);
