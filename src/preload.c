@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "mems.h"
+#include "small.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -138,10 +139,13 @@ EXPORT size_t malloc_usable_size(void *p)
 	return mems_ptr_usable_size(p);
 }
 
-/* MeMS gives wholly free pages back as they become free. */
+/* MeMS gives wholly free pages back as they become free; the blocks the
+ * calling thread keeps for reuse (MEMS_THREAD_CACHE) go back to their runs,
+ * and a run that was wholly free but for them with them. */
 EXPORT int malloc_trim(size_t pad)
 {
 	(void)pad;
+	sm_trim();
 	return 0;
 }
 
