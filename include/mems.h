@@ -158,10 +158,6 @@ struct mems_stats {
 	 * helper thread (MEMS_FAULT_AHEAD), not by a fault; included in
 	 * pages_populated */
 	uint64_t pages_ahead;
-	/* small blocks freed and kept by their thread for its next
-	 * allocations of their class (MEMS_THREAD_CACHE): not allocated, so
-	 * not in small_blocks, and not free in their runs either */
-	uint64_t small_cached;
 };
 
 /* Fill *st.  Returns 0, or -1 with errno = EINVAL for a NULL pointer. */

@@ -52,7 +52,6 @@ static const struct opt_def {
 	[OPT_SMALL_RUNS] = { "small_runs", K_BOOL, 0, 0, 1, NULL, 0 },
 	[OPT_POPULATE] = { "populate", K_SIZE, 0, 4096, 1ll << 30, NULL, 1 },
 	[OPT_FAULT_AHEAD] = { "fault_ahead", K_BOOL, 1, 0, 1, NULL, 0 },
-	[OPT_THREAD_CACHE] = { "thread_cache", K_INT, 2, 0, 16, NULL, 0 },
 };
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;

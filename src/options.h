@@ -22,7 +22,6 @@ enum mems_opt {
 	OPT_SMALL_RUNS,       /* small blocks in runs (pointer API)   (init) */
 	OPT_POPULATE,         /* blocks up to this populated at malloc (init) */
 	OPT_FAULT_AHEAD,      /* a helper thread populates ahead     (init) */
-	OPT_THREAD_CACHE,     /* freed small blocks a thread keeps per class (init) */
 	OPT_COUNT
 };
 

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "mems.h"
-#include "small.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -139,13 +138,10 @@ EXPORT size_t malloc_usable_size(void *p)
 	return mems_ptr_usable_size(p);
 }
 
-/* MeMS gives wholly free pages back as they become free; the blocks the
- * calling thread keeps for reuse (MEMS_THREAD_CACHE) go back to their runs,
- * and a run that was wholly free but for them with them. */
+/* MeMS gives wholly free pages back as they become free. */
 EXPORT int malloc_trim(size_t pad)
 {
 	(void)pad;
-	sm_trim();
 	return 0;
 }
 

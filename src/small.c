@@ -20,15 +20,6 @@
  * finds the run through run_of[], one entry per OS page of the span, set
  * before a run's first block is handed out.
  *
- * A thread keeps the blocks it frees, up to MEMS_THREAD_CACHE a class, and
- * hands them out again last in, first out (the one freed last is likeliest
- * still in the CPU's cache).  A kept block's bit is set in its run's cached
- * bitmap: neither free nor allocated, counted apart (small_cached), and a
- * second free of it, by any thread, finds the bit (only a free at the same
- * instant from another thread can miss it: the two bitmaps are separate
- * words).  Kept blocks hold their run, so a thread's exit, a fork child and
- * malloc_trim (sm_trim) give them back.
- *
  * A run's state says who may take blocks from it:
  *   OWNED     a thread allocates from it;
  *   DETACHED  its owner found it full and let go; a free puts it on its
@@ -81,7 +72,6 @@
 
 #define GRAIN 16u
 #define CLASSES 40u              /* see class_setup() */
-#define TC_MAX 16u               /* most blocks a thread keeps per class */
 #define RUN_WORDS 4u
 #define RUN_BLOCKS (RUN_WORDS * 64u)
 #define RUN_TARGET 32u          /* blocks a run is sized for */
@@ -109,7 +99,6 @@ struct run {
 	uint8_t live;              /* the record is in use */
 	uint16_t home;             /* serial of the thread that owned it last */
 	_Atomic uint64_t free[RUN_WORDS];
-	_Atomic uint64_t cached[RUN_WORDS];  /* kept by a thread's cache: see sm_thread */
 };
 
 struct sm_thread {
@@ -119,12 +108,6 @@ struct sm_thread {
 	uint16_t serial;           /* the runs it owned say so (run.home) */
 	struct sm_thread *next;    /* every record ever made */
 	uint32_t cur[CLASSES];     /* the run this thread allocates from */
-	/* Blocks this thread freed, kept per class for its next allocations
-	 * (last in, first out: the block freed last is the likeliest to be in
-	 * the cache still).  Each is run << 16 | block, and its bit in
-	 * run.cached is set: it is neither free in its run nor in use. */
-	uint8_t ntc[CLASSES];
-	uint64_t tc[CLASSES][TC_MAX];
 };
 
 static struct {
@@ -211,17 +194,6 @@ static unsigned free_count(struct run *R)
 		n += bits_count(atomic_load(&R->free[w]));
 	return n;
 }
-
-static unsigned cached_count(struct run *R)
-{
-	unsigned n = 0;
-	for (unsigned w = 0; w < RUN_WORDS; w++)
-		n += bits_count(atomic_load(&R->cached[w]));
-	return n;
-}
-
-/* Blocks a thread keeps per class (MEMS_THREAD_CACHE, read at start) */
-static unsigned tc_depth;
 
 /* Threads with a thread record in use (reg_lock) */
 static unsigned attached;
@@ -385,10 +357,8 @@ static uint32_t make_run(unsigned i)
 	R->seg = s;
 	R->live = 1;
 	R->home = 0;
-	for (unsigned w = 0; w < RUN_WORDS; w++) {
+	for (unsigned w = 0; w < RUN_WORDS; w++)
 		atomic_store_explicit(&R->free[w], full_word(R, w), memory_order_relaxed);
-		atomic_store_explicit(&R->cached[w], 0, memory_order_relaxed);
-	}
 	atomic_store(&R->state, RUN_OWNED);
 	fl_seg(&mems_g.fl, s)->held = 1;
 	for (uint64_t p = off / sm.ps; p < (off + R->bytes) / sm.ps; p++)
@@ -454,10 +424,11 @@ static uint32_t wholly_free(uint32_t r)
 	return out;
 }
 
-/* The run and block at span offset off: 1, 0 when off is in no run, -1
- * when it is not a block's start (*why). */
-static int find_block(uint64_t off, const char **why, uint32_t *rp, unsigned *bp)
+/* Free the block at span offset off.  1 freed (*retire: a run to give
+ * back, or 0), 0 not in a run, -1 not an allocated block (*why). */
+static int free_block(uint64_t off, const char **why, uint32_t *retire)
 {
+	*retire = 0;
 	if (off >= mems_g.span_size)
 		return 0;
 	uint32_t r = atomic_load_explicit(&sm.run_of[off / sm.ps], memory_order_acquire);
@@ -476,92 +447,25 @@ static int find_block(uint64_t off, const char **why, uint32_t *rp, unsigned *bp
 		*why = "past the last block of a run";
 		return -1;
 	}
-	*rp = r;
-	*bp = (unsigned)b;
-	return 1;
-}
-
-/* Block b of run r was just marked free: put the run on its partial list
- * or give it back as its state says (*retire: a run to give back, or 0).
- *
- * From here on another freer may find the run wholly free and retire it,
- * and a new run may reuse the record: what is read of it is some
- * incarnation's (atomics, the slab is typesafe), and enlist() and
- * wholly_free() check the class again under its list lock, which every
- * move onto or off a partial list holds. */
-static void freed(uint32_t r, uint32_t *retire)
-{
-	struct run *R = run_at(r);
+	uint64_t bit = 1ull << (b % 64);
+	if (atomic_fetch_or(&R->free[b / 64], bit) & bit) {
+		*why = "not allocated (double free?)";
+		return -1;
+	}
+	/* From here on another freer may find R wholly free and retire it,
+	 * and a new run may reuse the record: what is read of it is some
+	 * incarnation's (atomics, the slab is typesafe), and enlist() and
+	 * wholly_free() check the class again under its list lock, which
+	 * every move onto or off a partial list holds. */
 	uint8_t st = atomic_load(&R->state);
 	unsigned at;     /* with one thread the bit just set is enough: no count */
-	*retire = 0;
 	if (st == RUN_DETACHED && ((at = enlist_at(R)) == 1 || free_count(R) >= at)) {
 		enlist(r);
 		st = atomic_load(&R->state);
 	}
 	if (st == RUN_PARTIAL && all_free(R))
 		*retire = wholly_free(r);
-}
-
-/* Set block b's bit in the bitmap mine (a run's free or cached), unless
- * it is set there or in other already: the block is not allocated then.
- * 0, or -1 (*why).  The atomic OR catches two threads freeing the block at
- * once into the same bitmap. */
-static int mark_block(_Atomic uint64_t *mine, _Atomic uint64_t *other, unsigned b,
-		      const char **why)
-{
-	uint64_t bit = 1ull << (b % 64);
-	if ((atomic_load(&other[b / 64]) & bit) || (atomic_fetch_or(&mine[b / 64], bit) & bit)) {
-		*why = "not allocated (double free?)";
-		return -1;
-	}
-	return 0;
-}
-
-/* Free block b of run r into its run: 1 (*retire: a run to give back, or
- * 0), -1 not an allocated block (*why). */
-static int release_block(uint32_t r, unsigned b, const char **why, uint32_t *retire)
-{
-	struct run *R = run_at(r);
-	*retire = 0;
-	if (mark_block(R->free, R->cached, b, why))
-		return -1;
-	freed(r, retire);
 	return 1;
-}
-
-/* Free the block at span offset off into its run: 1 freed (*retire), 0
- * not in a run, -1 not an allocated block (*why). */
-static int free_block(uint64_t off, const char **why, uint32_t *retire)
-{
-	uint32_t r;
-	unsigned b;
-	*retire = 0;
-	int rc = find_block(off, why, &r, &b);
-	return rc <= 0 ? rc : release_block(r, b, why, retire);
-}
-
-/* Keep block b of run r in th's cache of its class, which has room: 1, or
- * -1 not an allocated block (*why).  The run's cached bit is what tells a
- * later free of the same block, by any thread, that it is not allocated. */
-static int keep_block(struct sm_thread *th, uint32_t r, unsigned b, const char **why)
-{
-	struct run *R = run_at(r);
-	unsigned c = R->cls;
-	if (mark_block(R->cached, R->free, b, why))
-		return -1;
-	th->tc[c][th->ntc[c]++] = (uint64_t)r << 16 | b;
-	return 1;
-}
-
-/* The block th's cache of class i kept last, now in use. */
-static char *uncache_block(struct sm_thread *th, unsigned i)
-{
-	uint64_t e = th->tc[i][--th->ntc[i]];
-	struct run *R = run_at((uint32_t)(e >> 16));
-	unsigned b = (unsigned)(e & 0xffff);
-	atomic_fetch_and(&R->cached[b / 64], ~(1ull << (b % 64)));
-	return mems_g.span + R->start + (uint64_t)b * block_size(i);
 }
 
 /* Give a RETIRING run back to the list (mems_lock held). */
@@ -570,25 +474,6 @@ static void retire_locked(uint32_t r, unsigned g)
 	if (atomic_load(&sm_gen) == g && mems_g.ready && run_at(r)->live &&
 	    atomic_load(&run_at(r)->state) == RUN_RETIRING)
 		free_run(r);
-}
-
-/* The blocks th keeps go back to their runs (mems_lock held; th's cache
- * belongs to generation g, the current one). */
-static void flush_cache_locked(struct sm_thread *th, unsigned g)
-{
-	for (unsigned i = 0; i < CLASSES; i++)
-		while (th->ntc[i]) {
-			uint64_t e = th->tc[i][--th->ntc[i]];
-			uint32_t r = (uint32_t)(e >> 16), out;
-			unsigned b = (unsigned)(e & 0xffff);
-			struct run *R = run_at(r);
-			uint64_t bit = 1ull << (b % 64);
-			atomic_fetch_and(&R->cached[b / 64], ~bit);
-			atomic_fetch_or(&R->free[b / 64], bit);
-			freed(r, &out);
-			if (out)
-				retire_locked(out, g);
-		}
 }
 
 /* ---------------------------------------------------------------------
@@ -612,9 +497,6 @@ static void thread_gone(void *arg)
 
 	mems_lock_take();
 	unsigned g = atomic_load(&sm_gen);
-	if ((g & 1) && th->gen == g && mems_g.ready)
-		flush_cache_locked(th, g);
-	memset(th->ntc, 0, sizeof th->ntc);
 	if ((g & 1) && th->gen == g && mems_g.ready)
 		for (unsigned i = 0; i < CLASSES; i++)
 			if (th->cur[i]) {
@@ -692,15 +574,7 @@ void *sm_malloc(size_t size, int zero)
 	}
 	if (th->gen != g) {
 		memset(th->cur, 0, sizeof th->cur);
-		memset(th->ntc, 0, sizeof th->ntc);
 		th->gen = g;
-	}
-	if (th->ntc[i]) {
-		char *p = uncache_block(th, i);
-		if (zero)
-			memset(p, 0, size);
-		leave(th);
-		return p;
 	}
 	for (;;) {
 		uint32_t r = th->cur[i];
@@ -750,16 +624,7 @@ int sm_free(void *p, const char **why)
 		leave(th);
 		return 0;
 	}
-	uint32_t r;
-	unsigned b;
-	out = 0;
-	int rc = find_block((uintptr_t)p - (uintptr_t)mems_g.span, why, &r, &b);
-	/* into this thread's cache while its class has room (a cache of an
-	 * older generation is stale: sm_malloc clears it), else the run */
-	if (rc > 0 && tc_depth && th->gen == g && th->ntc[run_at(r)->cls] < tc_depth)
-		rc = keep_block(th, r, b, why);
-	else if (rc > 0)
-		rc = release_block(r, b, why, &out);
+	int rc = free_block((uintptr_t)p - (uintptr_t)mems_g.span, why, &out);
 	leave(th);
 	if (out) {
 		int saved = errno;     /* free never changes errno */
@@ -769,19 +634,6 @@ int sm_free(void *p, const char **why)
 		errno = saved;
 	}
 	return rc;
-}
-
-/* The calling thread's kept blocks go back to their runs (malloc_trim). */
-void sm_trim(void)
-{
-	struct sm_thread *th = self;
-	if (!th || th == DEAD)
-		return;
-	mems_lock_take();
-	unsigned g = atomic_load(&sm_gen);
-	if ((g & 1) && th->gen == g && mems_g.ready)
-		flush_cache_locked(th, g);
-	mems_lock_drop();
 }
 
 /* ---------------------------------------------------------------------
@@ -816,8 +668,7 @@ size_t sm_block_size_locked(uint64_t off, const char **why)
 		*why = "inside a block, not its start";
 		return SIZE_MAX;
 	}
-	if ((atomic_load(&R->free[b / 64]) | atomic_load(&R->cached[b / 64])) &
-	    (1ull << (b % 64))) {
+	if (atomic_load(&R->free[b / 64]) & (1ull << (b % 64))) {
 		*why = "not allocated (double free?)";
 		return SIZE_MAX;
 	}
@@ -849,9 +700,6 @@ int sm_start_locked(void)
 	static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
 	pthread_once(&classes_once, class_setup);
 	sm.ps = os_page_size();
-	tc_depth = (unsigned)opt_int(OPT_THREAD_CACHE);
-	if (tc_depth > TC_MAX)
-		tc_depth = TC_MAX;
 	for (unsigned i = 0; i < CLASSES; i++) {
 		uint64_t size = block_size(i);
 		uint64_t pages = (RUN_TARGET * size + sm.ps - 1) / sm.ps;
@@ -927,13 +775,10 @@ void sm_fork_child_locked(void)
 	unsigned g = atomic_load(&sm_gen);
 	for (struct sm_thread *th = reg; th; th = th->next)
 		if (th->in_use && th != self) {
-			if ((g & 1) && th->gen == g) {
-				flush_cache_locked(th, g);
+			if ((g & 1) && th->gen == g)
 				for (unsigned i = 0; i < CLASSES; i++)
 					if (th->cur[i])
 						let_go(th->cur[i]);
-			}
-			memset(th->ntc, 0, sizeof th->ntc);
 			memset(th->cur, 0, sizeof th->cur);
 			th->in_use = 0;
 			__atomic_store_n(&attached, attached - 1, __ATOMIC_RELAXED);
@@ -946,17 +791,15 @@ void sm_fork_child_locked(void)
  * Stats and checks (mems_lock held)
  * ------------------------------------------------------------------- */
 
-uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes,
-			  uint64_t *cached)
+uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes)
 {
-	uint64_t runs = 0, nb = 0, by = 0, rb = 0, nc = 0;
+	uint64_t runs = 0, nb = 0, by = 0, rb = 0;
 	if (atomic_load(&sm_gen) & 1)
 		for (uint32_t r = 1; r < sm.runs.bump; r++) {
 			struct run *R = run_at(r);
 			if (!R->live)
 				continue;
-			unsigned kept = cached_count(R), freen = free_count(R) + kept;
-			nc += kept;
+			unsigned freen = free_count(R);
 			runs++;
 			rb += R->bytes;
 			nb += R->nblocks - freen;
@@ -968,8 +811,6 @@ uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes
 		*bytes = by;
 	if (run_bytes)
 		*run_bytes = rb;
-	if (cached)
-		*cached = nc;
 	return runs;
 }
 
@@ -1011,18 +852,11 @@ int sm_check_locked(char *why, size_t len)
 				FAIL("run_of[%" PRIu64 "] is %u, should be run %u", p,
 				     atomic_load(&sm.run_of[p]), r);
 			}
-		for (unsigned w = 0; w < RUN_WORDS; w++) {
-			uint64_t f = atomic_load(&R->free[w]), c = atomic_load(&R->cached[w]);
-			if ((f | c) & ~full_word(R, w)) {
+		for (unsigned w = 0; w < RUN_WORDS; w++)
+			if (atomic_load(&R->free[w]) & ~full_word(R, w)) {
 				unlock_lists();
-				FAIL("run %u has free or cached bits past its %u blocks", r, R->nblocks);
+				FAIL("run %u has free bits past its %u blocks", r, R->nblocks);
 			}
-			if (f & c) {
-				unlock_lists();
-				FAIL("run %u: block %u is both free and in a thread's cache", r,
-				     w * 64 + (unsigned)__builtin_ctzll(f & c));
-			}
-		}
 		uint8_t st = atomic_load(&R->state);
 		if (st < RUN_OWNED || st > RUN_RETIRING) {
 			unlock_lists();

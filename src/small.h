@@ -34,11 +34,9 @@ void sm_stop_locked(void);         /* at finish, before the span goes */
 void sm_fork_prepare(void);        /* after mems_lock */
 void sm_fork_parent(void);
 void sm_fork_child_locked(void);   /* the child's other threads are gone */
-void sm_trim(void);                /* the caller's kept blocks back to their runs */
 
 /* Under mems_lock: runs, blocks allocated in them and those blocks' bytes. */
-uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes,
-			  uint64_t *cached);
+uint64_t sm_counts_locked(uint64_t *blocks, uint64_t *bytes, uint64_t *run_bytes);
 /* Under mems_lock: every run against the list and the page map. */
 int sm_check_locked(char *why, size_t len);
 

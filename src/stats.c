@@ -85,8 +85,7 @@ static void fill(struct mems_stats *st)
 	st->over_cap = c.over_cap;
 	snprintf(st->store_path, sizeof st->store_path, "%s", c.store_where);
 	st->store_direct = c.direct;
-	st->small_runs = sm_counts_locked(&st->small_blocks, &st->small_bytes, &st->small_run_bytes,
-					  &st->small_cached);
+	st->small_runs = sm_counts_locked(&st->small_blocks, &st->small_bytes, &st->small_run_bytes);
 }
 
 int mems_stats_get(struct mems_stats *st)
@@ -132,9 +131,8 @@ static void render(struct sbuf *b, const struct mems_stats *st)
 	sb_printf(b, "Pager:\t%s (%s)\n", st->mode_name, st->mode_reason);
 	if (st->small_runs)
 		sb_printf(b, "Small blocks:\t%" PRIu64 " blocks of %" PRIu64 " bytes in %" PRIu64
-			  " runs of %" PRIu64 " bytes; %" PRIu64 " freed blocks kept by threads\n",
-			  st->small_blocks, st->small_bytes, st->small_runs, st->small_run_bytes,
-			  st->small_cached);
+			  " runs of %" PRIu64 " bytes\n", st->small_blocks, st->small_bytes,
+			  st->small_runs, st->small_run_bytes);
 	if (st->pages_prepopulated)
 		sb_printf(b, "Populated at malloc:\t%" PRIu64 " pages (of %" PRIu64 " populated)\n",
 			  st->pages_prepopulated, st->pages_populated);
@@ -239,7 +237,7 @@ int mems_stats_json(char *buf, size_t len)
 	F(resident_cap); F(evictions); F(page_ins); F(clean_drops); F(evictions_cancelled);
 	F(store_bytes); F(store_written); F(store_read); F(io_wait_ns); F(store_errors);
 	F(over_cap); F(small_runs); F(small_blocks); F(small_bytes); F(small_run_bytes);
-	F(pages_prepopulated); F(pages_ahead); F(small_cached);
+	F(pages_prepopulated); F(pages_ahead);
 #undef F
 	sb_printf(&b, "\"store_path\":");
 	json_str(&b, st.store_path);

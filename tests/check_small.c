@@ -19,14 +19,6 @@ static void start(const char *mode)
 	ck_assert_int_eq(mems_try_init(), 0);
 }
 
-/* The tests of how runs are taken, let go and retired: without the thread
- * cache, whose blocks stay out of their runs until reused or flushed. */
-static void start_uncached(const char *mode)
-{
-	ck_assert_int_eq(mems_option_set("thread_cache", "0"), 0);
-	start(mode);
-}
-
 static void teardown(void)
 {
 	mems_finish();
@@ -123,7 +115,7 @@ END_TEST
  * list block, a bad pointer (diagnosed). */
 START_TEST(free_keeps_errno)
 {
-	start_uncached("uffd");
+	start("uffd");
 	void *blk[64];
 	for (int i = 0; i < 64; i++)
 		blk[i] = mems_ptr_malloc(1000);
@@ -162,7 +154,7 @@ END_TEST
  * block of it can be read(2) into at once. */
 START_TEST(runs_in_user_mode_are_resident_from_the_start)
 {
-	start_uncached("uffd-user");
+	start("uffd-user");
 	int fd[2];
 	ck_assert_int_eq(pipe(fd), 0);
 	static char *b[2000];
@@ -400,7 +392,7 @@ static void *attach_and_wait(void *arg)
  * class's lock, which the threads queue on). */
 START_TEST(a_full_run_is_reused_once_a_quarter_is_free)
 {
-	start_uncached("uffd");
+	start("uffd");
 	static char *b1[300], *b2[300];
 	unsigned n1, n2;
 	fill_run(b1, &n1);                         /* one thread: run 1, whole */
@@ -451,7 +443,7 @@ static void *worker_steps(void *arg)
  * would put their frees and allocations on the same cache lines. */
 START_TEST(a_thread_takes_back_its_own_run_first)
 {
-	start_uncached("uffd");
+	start("uffd");
 	static char *mb[300];
 	unsigned mn;
 	sem_init(&go_w, 0, 0);
@@ -613,197 +605,6 @@ START_TEST(a_fork_child_uses_the_runs)
 }
 END_TEST
 
-/* ---------------------------------------------------------------- thread cache */
-
-/* A thread's freed blocks come back to it last in, first out (two a class
- * by default); past that they go to their run, whose lowest free block is
- * taken first.  The stats count kept blocks apart from allocated ones. */
-START_TEST(freed_blocks_come_back_last_in_first_out)
-{
-	if (_i)
-		start_uncached("uffd");
-	else
-		start("uffd");
-	char *b[6];
-	for (int i = 0; i < 6; i++)
-		b[i] = mems_ptr_malloc(100);
-	mems_ptr_free(b[1]);
-	mems_ptr_free(b[3]);
-	mems_ptr_free(b[4]);
-	struct mems_stats st = t_stats();
-	ck_assert_uint_eq(st.small_blocks, 3);
-	ck_assert_uint_eq(st.small_cached, _i ? 0 : 2);
-	ck_assert_int_eq(mems_check(), 0);
-	char *x = mems_ptr_malloc(100), *y = mems_ptr_malloc(100), *z = mems_ptr_malloc(100);
-	if (_i) {
-		/* the run's lowest free blocks first */
-		ck_assert_ptr_eq(x, b[1]);
-		ck_assert_ptr_eq(y, b[3]);
-		ck_assert_ptr_eq(z, b[4]);
-	} else {
-		/* b[3] and b[1] were kept, b[4] went to the run */
-		ck_assert_ptr_eq(x, b[3]);
-		ck_assert_ptr_eq(y, b[1]);
-		ck_assert_ptr_eq(z, b[4]);
-	}
-	st = t_stats();
-	ck_assert_uint_eq(st.small_blocks, 6);
-	ck_assert_uint_eq(st.small_cached, 0);
-	/* calloc from the cache zeroes */
-	memset(x, 0x5a, 100);
-	mems_ptr_free(x);
-	unsigned char *c = mems_ptr_calloc(1, 100);
-	ck_assert_ptr_eq(c, x);
-	for (int k = 0; k < 100; k++)
-		ck_assert_uint_eq(c[k], 0);
-	ck_assert_int_eq(mems_check(), 0);
-}
-END_TEST
-
-static char *shared_block;
-
-static void *free_shared(void *unused)
-{
-	(void)unused;
-	mems_ptr_free(shared_block);
-	return NULL;
-}
-
-static void cached_bad_calls(void *arg)
-{
-	char *p = arg;
-	mems_ptr_free(p);                   /* kept by this thread: a double free */
-	pthread_t t;                        /* and by another thread */
-	pthread_create(&t, NULL, free_shared, NULL);
-	pthread_join(t, NULL);
-	errno = 0;
-	ck_assert_ptr_null(mems_ptr_realloc(p, 10));
-	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_uint_eq(mems_ptr_usable_size(p), 0);
-}
-
-/* A kept block is not allocated: freeing it again, here or in another
- * thread, or reallocating it, is diagnosed and changes nothing. */
-START_TEST(a_kept_block_freed_again_is_a_double_free)
-{
-	start("uffd");
-	char *p = mems_ptr_malloc(200), *q = mems_ptr_malloc(200);
-	memset(q, 7, 200);
-	mems_ptr_free(p);
-	ck_assert_uint_eq(t_stats().small_cached, 1);
-	shared_block = p;
-	char *err = t_capture(2, cached_bad_calls, p);
-	ck_assert_ptr_nonnull(strstr(err, "not allocated (double free?)"));
-	free(err);
-	struct mems_stats st = t_stats();
-	ck_assert_uint_eq(st.invalid_frees, 3);
-	ck_assert_uint_eq(st.small_blocks, 1);
-	ck_assert_uint_eq(st.small_cached, 1);
-	/* handed out once, not twice */
-	char *x = mems_ptr_malloc(200), *y = mems_ptr_malloc(200);
-	ck_assert_ptr_eq(x, p);
-	ck_assert_ptr_ne(y, p);
-	ck_assert_ptr_ne(y, q);
-	for (int k = 0; k < 200; k++)
-		ck_assert_int_eq(q[k], 7);
-	ck_assert_int_eq(mems_check(), 0);
-}
-END_TEST
-
-static sem_t kept, leave_now;
-
-static void *keep_and_wait(void *unused)
-{
-	(void)unused;
-	void *b[40];
-	for (int i = 0; i < 40; i++)
-		b[i] = mems_ptr_malloc(64);
-	for (int i = 0; i < 40; i++)
-		mems_ptr_free(b[i]);
-	sem_post(&kept);
-	sem_wait(&leave_now);
-	return NULL;
-}
-
-/* A thread's kept blocks hold their run: when the thread exits they go
- * back, and the run, wholly free, with them. */
-START_TEST(a_thread_that_exits_gives_its_kept_blocks_back)
-{
-	start("uffd");
-	uint64_t runs = t_stats().small_runs;
-	sem_init(&kept, 0, 0);
-	sem_init(&leave_now, 0, 0);
-	pthread_t t;
-	pthread_create(&t, NULL, keep_and_wait, NULL);
-	sem_wait(&kept);
-	struct mems_stats st = t_stats();
-	ck_assert_uint_eq(st.small_blocks, 0);
-	ck_assert_uint_eq(st.small_cached, 2);
-	ck_assert_uint_eq(st.small_runs, runs + 1);
-	sem_post(&leave_now);
-	pthread_join(t, NULL);
-	st = t_stats();
-	ck_assert_uint_eq(st.small_cached, 0);
-	ck_assert_uint_eq(st.small_runs, runs);
-	ck_assert_int_eq(mems_check(), 0);
-}
-END_TEST
-
-/* A fork child has only the forking thread: the others' kept blocks go
- * back to their runs, where the child can allocate them. */
-START_TEST(a_fork_child_gets_the_other_threads_kept_blocks_back)
-{
-	start("uffd");
-	sem_init(&kept, 0, 0);
-	sem_init(&leave_now, 0, 0);
-	pthread_t t;
-	pthread_create(&t, NULL, keep_and_wait, NULL);
-	sem_wait(&kept);
-	ck_assert_uint_eq(t_stats().small_cached, 2);
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct mems_stats st;
-		mems_stats_get(&st);
-		int ok = st.small_cached == 0 && st.small_blocks == 0 && mems_check() == 0;
-		/* the run the other thread left has all 40 blocks free again,
-		 * and a class of its own: the child's 40 blocks fill it */
-		uint64_t runs = st.small_runs;
-		for (int i = 0; i < 40; i++)
-			ok &= mems_ptr_malloc(64) != NULL;
-		mems_stats_get(&st);
-		ok &= st.small_runs == runs && st.small_blocks == 40;
-		_exit(ok ? 0 : 1);
-	}
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	sem_post(&leave_now);
-	pthread_join(t, NULL);
-	ck_assert_int_eq(mems_check(), 0);
-}
-END_TEST
-
-/* malloc_trim(3) of the preload library: the calling thread's kept blocks
- * go back to their runs. */
-START_TEST(trim_gives_the_kept_blocks_back)
-{
-	start("uffd");
-	uint64_t runs = t_stats().small_runs;
-	void *b[10];
-	for (int i = 0; i < 10; i++)
-		b[i] = mems_ptr_malloc(1500);
-	for (int i = 0; i < 10; i++)
-		mems_ptr_free(b[i]);
-	ck_assert_uint_eq(t_stats().small_cached, 2);
-	sm_trim();
-	struct mems_stats st = t_stats();
-	ck_assert_uint_eq(st.small_cached, 0);
-	ck_assert_uint_eq(st.small_blocks, 0);
-	ck_assert_uint_le(st.small_runs, runs + 1);   /* the thread's own run, kept */
-	ck_assert_int_eq(mems_check(), 0);
-}
-END_TEST
-
 Suite *small_suite(void)
 {
 	Suite *s = suite_create("small");
@@ -821,11 +622,6 @@ Suite *small_suite(void)
 	tcase_add_test(tc, a_full_run_is_reused_once_a_quarter_is_free);
 	tcase_add_test(tc, a_thread_takes_back_its_own_run_first);
 	tcase_add_test(tc, a_fork_child_uses_the_runs);
-	tcase_add_loop_test(tc, freed_blocks_come_back_last_in_first_out, 0, 2);
-	tcase_add_test(tc, a_kept_block_freed_again_is_a_double_free);
-	tcase_add_test(tc, a_thread_that_exits_gives_its_kept_blocks_back);
-	tcase_add_test(tc, a_fork_child_gets_the_other_threads_kept_blocks_back);
-	tcase_add_test(tc, trim_gives_the_kept_blocks_back);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("threads");
 	tcase_set_timeout(th, 120);
