@@ -4,13 +4,13 @@
  * For debugging and for the tests: the 2-D list (node layout, sub-chain
  * links and coverage, no two adjacent holes, the counters), the hole index
  * (each grain's entry its largest hole, each entry above the largest of
- * its group, nothing set past the committed span), the address map (first[] exact, cover[] where a
- * lookup trusts it, every PROCESS segment found from its first and last
- * byte), the slabs' record counts, the runs of small blocks (small.c:
- * each one its held PROCESS segment and its pages in the run map, the
- * partial lists), and the pager's view (touched pages
- * equal to the resident bitmap and to mincore(2), live pages exactly those
- * under PROCESS segments, and the eviction state).  It reports the first
+ * its group, nothing set past the committed span), the address map
+ * (first[] exact, cover[] where a lookup trusts it, every PROCESS segment
+ * found from its first and last byte), the slabs' record counts, the runs
+ * of small blocks (small.c: each one its held PROCESS segment and its
+ * pages in the run map, the partial lists), and the pager's view (touched
+ * pages equal to the resident bitmap and to mincore(2), live pages exactly
+ * those under PROCESS segments, and the eviction state).  It reports the first
  * inconsistency it finds.  Cost: linear in the committed span and the
  * number of segments, so a debug build (make MEMS_DEBUG=1, which runs it
  * whenever the allocator lock is dropped) is for tests, not production.
