@@ -15,10 +15,12 @@ static void index_check(const struct mems_fl *fl)
 	for (uint64_t g = 0; g < used; g++) {
 		uint32_t m = 0;
 		for (mems_id c = fl->first[g]; c && fl_seg(fl, c)->start / FL_GRAIN == g;
-		     c = fl_seg(fl, c)->next)
-			if (fl_seg(fl, c)->type == SEG_HOLE)
-				m = fl_hsat(fl_seg(fl, c)->end - fl_seg(fl, c)->start) > m ?
-					    fl_hsat(fl_seg(fl, c)->end - fl_seg(fl, c)->start) : m;
+		     c = fl_seg(fl, c)->next) {
+			const struct mems_seg *sg = fl_seg(fl, c);
+			uint32_t v = fl_hsat(sg->end - sg->start);
+			if (sg->type == SEG_HOLE && v > m)
+				m = v;
+		}
 		ck_assert_uint_eq(fl->hmax[fl->hoff[0] + g], m);
 	}
 	for (int k = 0; k < fl->nlevels; k++) {
