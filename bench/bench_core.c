@@ -48,14 +48,15 @@ static double churn_ns(size_t live, size_t ops, int libc)
 	}
 	double t0 = now();
 	for (size_t i = 0; i < ops; i++) {
-		size_t k = rng(&seed) % live, n;
+		size_t k = rng(&seed) % live;
+		size_t n = 16 + rng(&seed) % 500;      /* the same draws in the same order */
 		if (libc) {
 			free(slot[k]);
-			slot[k] = malloc(n = 16 + rng(&seed) % 500);
+			slot[k] = malloc(n);
 			*(volatile char *)((char *)slot[k] + 3) = 1;
 		} else {
 			mems_free(slot[k]);
-			slot[k] = mems_malloc(n = 16 + rng(&seed) % 500);
+			slot[k] = mems_malloc(n);
 			*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
 		}
 	}
