@@ -53,16 +53,21 @@
 
 static uint64_t seg_size(const struct mems_seg *s) { return s->end - s->start; }
 
+/* c, when it is a segment that starts in grain g; else 0.  The segments
+ * that start in g are first[g] and those after it while this holds. */
+static mems_id in_grain(const struct mems_fl *fl, mems_id c, uint64_t g)
+{
+	return c && SEG(c)->start / FL_GRAIN == g ? c : 0;
+}
+
 static uint32_t *level(const struct mems_fl *fl, int k) { return fl->hmax + fl->hoff[k]; }
 
 /* The largest hole starting in grain g, read off its segments. */
 static uint32_t grain_max(const struct mems_fl *fl, uint64_t g)
 {
 	uint32_t m = 0;
-	for (mems_id c = fl->first[g]; c; c = SEG(c)->next) {
+	for (mems_id c = in_grain(fl, fl->first[g], g); c; c = in_grain(fl, SEG(c)->next, g)) {
 		const struct mems_seg *s = SEG(c);
-		if (s->start / FL_GRAIN != g)
-			break;
 		if (s->type == SEG_HOLE && fl_hsat(seg_size(s)) > m)
 			m = fl_hsat(seg_size(s));
 	}
@@ -176,10 +181,8 @@ mems_id fl_find_fit(const struct mems_fl *fl, uint64_t size)
 	 * whose largest hole fits, and the first hole in it that fits (only a
 	 * saturated entry, 4 GiB and over, can promise more than it has) */
 	for (uint64_t g = hs_find(fl, 0, v); g != UINT64_MAX; g = hs_find(fl, g + 1, v)) {
-		for (mems_id c = fl->first[g]; c; c = SEG(c)->next) {
+		for (mems_id c = in_grain(fl, fl->first[g], g); c; c = in_grain(fl, SEG(c)->next, g)) {
 			const struct mems_seg *s = SEG(c);
-			if (s->start / FL_GRAIN != g)
-				break;
 			if (s->type == SEG_HOLE && seg_size(s) >= size)
 				return c;
 		}
@@ -199,25 +202,25 @@ static void first_add(struct mems_fl *fl, mems_id id)
 		fl->first[g] = id;
 }
 
+/* Segment id leaves grain g, whose first it may be (id still linked). */
+static void first_leave(struct mems_fl *fl, mems_id id, uint64_t g)
+{
+	if (fl->first[g] == id)
+		fl->first[g] = in_grain(fl, SEG(id)->next, g);
+}
+
 /* Call while id is still linked into its sub-chain. */
 static void first_del(struct mems_fl *fl, mems_id id)
 {
-	uint64_t g = SEG(id)->start / FL_GRAIN;
-	if (fl->first[g] == id) {
-		mems_id n = SEG(id)->next;
-		fl->first[g] = (n && SEG(n)->start / FL_GRAIN == g) ? n : 0;
-	}
+	first_leave(fl, id, SEG(id)->start / FL_GRAIN);
 }
 
 /* Segment id now starts at ns (it grew down or shrank from the front). */
 static void move_start(struct mems_fl *fl, mems_id id, uint64_t ns)
 {
 	struct mems_seg *s = SEG(id);
-	uint64_t og = s->start / FL_GRAIN;
-	if (og != ns / FL_GRAIN && fl->first[og] == id) {
-		mems_id n = s->next;
-		fl->first[og] = (n && SEG(n)->start / FL_GRAIN == og) ? n : 0;
-	}
+	if (s->start / FL_GRAIN != ns / FL_GRAIN)
+		first_leave(fl, id, s->start / FL_GRAIN);
 	s->start = ns;
 	first_add(fl, id);
 }
