@@ -32,8 +32,10 @@ static const struct target {
 	{ "sort_time_vs_glibc", "sort time / glibc", '<', 1.2 },
 	{ "scaling_100k_vs_100", "seed API cost, 100,000 / 100 live segments", '<', 1.5 },
 	{ "scaling_100k_vs_100_glibc", "  (glibc malloc, same pattern)", 0, 0 },
-	{ "threads_2_vs_1_mems", "churn throughput, 2 threads / 1", '>', 1.5 },
+	{ "threads_2_vs_1_mems", "churn throughput, 2 threads / 1, slots split", '>', 1.5 },
 	{ "threads_2_vs_1_glibc", "  (glibc: 2 threads / 1)", 0, 0 },
+	{ "threads_2_vs_1_own_mems", "  2 threads / 1, each its own 20,000 slots", 0, 0 },
+	{ "threads_2_vs_1_own_glibc", "    (glibc: each its own slots)", 0, 0 },
 	{ "tracing_seq_on_vs_off", "first touch with MEMS_TRACE on / off", 0, 0 },
 };
 
