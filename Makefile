@@ -38,7 +38,7 @@ TEST_HELPERS := $(BUILD)/tests/user_helper $(BUILD)/tests/preload_edge \
 	$(BUILD)/tests/preload_stress $(BUILD)/tests/preload_ctor $(BUILD)/tests/libpreload_dso.so
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all deps demo check check-asan check-tsan check-debug fuzz check-valgrind warnings bench install clean
+.PHONY: all deps demo check check-asan check-tsan check-debug fuzz check-valgrind warnings bench bench-misses install clean
 
 TRACE_TOOL := $(BUILD)/tools/mems-trace
 
@@ -187,14 +187,14 @@ warnings: deps
 			build-$$cc/tests/preload_ctor build-$$cc/tests/libpreload_dso.so \
 			build-$$cc/examples/example build-$$cc/examples/sparse build-$$cc/examples/capped \
 			build-$$cc/bench/bench_core \
-			build-$$cc/bench/bench_evict \
+			build-$$cc/bench/bench_evict build-$$cc/bench/seed_loop \
 			build-$$cc/bench/churn build-$$cc/bench/bench_real build-$$cc/bench/bench_report \
 			|| exit 1; \
 	done
 
 # ---------------------------------------------------------------- bench
 
-$(BUILD)/bench/%: bench/%.c bench/benchutil.h $(LIBA)
+$(BUILD)/bench/%: bench/%.c bench/benchutil.h bench/seedpattern.h $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) -lm
 
@@ -226,6 +226,11 @@ bench: deps $(BUILD)/bench/bench_core $(BUILD)/bench/bench_evict $(BUILD)/bench/
 	MEMS_BENCH_RESULTS=$(BENCH_RESULTS) $(BUILD)/bench/bench_real $(BUILD)
 	@echo
 	$(BUILD)/bench/bench_report $(BENCH_RESULTS) $(BUILD)/bench/bench.json
+
+# The seed-API scaling pattern counted under cachegrind: instructions and
+# cache misses per operation (needs valgrind; not part of make bench)
+bench-misses: $(BUILD)/bench/seed_loop
+	sh tools/bench-misses.sh $(BUILD)
 
 # ---------------------------------------------------------------- install
 

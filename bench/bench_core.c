@@ -25,6 +25,7 @@
 
 #include "benchutil.h"
 #include "mems.h"
+#include "seedpattern.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -42,24 +43,13 @@ static double churn_ns(size_t live, size_t ops, int libc)
 	uint64_t seed = 0x12345;
 	if (!libc)
 		mems_init();
-	for (size_t i = 0; i < live; i++) {
-		size_t n = 16 + rng(&seed) % 500;
-		slot[i] = libc ? malloc(n) : mems_malloc(n);
+	if (!slot || seed_fill(slot, live, &seed, libc) != 0) {
+		fprintf(stderr, "bench: out of memory\n");
+		exit(1);
 	}
 	double t0 = now();
-	for (size_t i = 0; i < ops; i++) {
-		size_t k = rng(&seed) % live;
-		size_t n = 16 + rng(&seed) % 500;      /* the same draws in the same order */
-		if (libc) {
-			free(slot[k]);
-			slot[k] = malloc(n);
-			*(volatile char *)((char *)slot[k] + 3) = 1;
-		} else {
-			mems_free(slot[k]);
-			slot[k] = mems_malloc(n);
-			*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
-		}
-	}
+	for (size_t i = 0; i < ops; i++)
+		seed_op(slot, live, &seed, libc);
 	double t = now() - t0;
 	if (libc)
 		for (size_t i = 0; i < live; i++)
