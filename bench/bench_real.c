@@ -16,7 +16,8 @@
  *     index, sort of a large file): wall time and peak RSS.
  *  4. The churn under MeMS by MEMS_PURGE_DELAY.
  * Each figure is the median of REPS runs (PROG_REPS for the real
- * programs, which take a fraction of a second), the modes alternating; peak RSS
+ * programs and THREAD_REPS for the churn with threads, which take a
+ * fraction of a second and need not wait to read RSS), the modes alternating; peak RSS
  * is the largest.  With MEMS_BENCH_RESULTS set, the ratios also go there
  * for bench_report.
  */
@@ -31,6 +32,7 @@
 
 #define REPS 5
 #define PROG_REPS 11     /* the real programs are short: more runs */
+#define THREAD_REPS 9    /* so is the churn with threads, which need not wait for RSS */
 
 static char work[] = "/tmp/mems-bench-XXXXXX";
 
@@ -205,21 +207,21 @@ int main(int argc, char **argv)
 	 * 20,000 slots (twice the memory: past this machine's L3, every
 	 * allocator's churn loop runs slower per operation) */
 	const struct { const char *key, *one, *two; double work; } tw[] = {
-		{ "threads_2_vs_1", "20000 2000000 1", "10000 1000000 2", 1 },
-		{ "threads_2_vs_1_own", "20000 1000000 1", "20000 1000000 2", 2 },
+		{ "threads_2_vs_1", "20000 2000000 1 0", "10000 1000000 2 0", 1 },
+		{ "threads_2_vs_1_own", "20000 1000000 1 0", "20000 1000000 2 0", 2 },
 	};
 	double x[2][2];
 	for (int a = 0; a < 2; a++)
 		for (int w = 0; w < 2; w++) {
-			double one[REPS], two[REPS];
+			double one[THREAD_REPS], two[THREAD_REPS];
 			char c1[4300], c2[4300];
 			snprintf(c1, sizeof c1, "%s %s", churn, tw[w].one);
 			snprintf(c2, sizeof c2, "%s %s", churn, tw[w].two);
-			for (int k = 0; k < REPS; k++) {
+			for (int k = 0; k < THREAD_REPS; k++) {
 				one[k] = churn_run(c1, al[a].lib).secs;
 				two[k] = churn_run(c2, al[a].lib).secs;
 			}
-			x[a][w] = tw[w].work * median(one, REPS) / median(two, REPS);
+			x[a][w] = tw[w].work * median(one, THREAD_REPS) / median(two, THREAD_REPS);
 			char key[64];
 			snprintf(key, sizeof key, "%s_%s", tw[w].key, a ? "mems" : "glibc");
 			bench_result(key, x[a][w]);
@@ -228,7 +230,7 @@ int main(int argc, char **argv)
 	       "(2.00x is perfect on 2 cores), median of %d runs.  Split: 1 thread with\n"
 	       "20,000 slots and 2M operations against 2 with 10,000 and 1M each.  Each its\n"
 	       "own: 1 thread with 20,000 slots and 1M operations against 2 with as many each\n\n",
-	       REPS);
+	       THREAD_REPS);
 	printf("  %-10s %22s %22s\n", "", "the churn split", "each its own churn");
 	printf("  %-10s %22s %22s\n", "", "(2 x 10,000 slots)", "(2 x 20,000 slots)");
 	for (int a = 0; a < 2; a++)

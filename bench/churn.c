@@ -4,16 +4,18 @@
  * every block filled and checked before it is freed.  Run it plainly and
  * under a preloaded allocator to compare them.
  *
- *   churn [SLOTS [OPS [THREADS]]]   defaults: 20000 slots, 2000000 operations, 1
+ *   churn [SLOTS [OPS [THREADS [WAIT_MS]]]]
+ *     defaults: 20000 slots, 2000000 operations, 1 thread, 1000 ms
  *
  * With THREADS > 1 each thread runs its own churn of SLOTS slots and OPS
  * operations (the work grows with the threads; compare throughput).  It
  * reports the seconds the work took (creating the threads to the last
- * free); then, after a second's wait (longer than the purge delays an
- * allocator would use by default), its resident memory:
+ * free); then, after WAIT_MS (a second by default: longer than the purge
+ * delays an allocator would use by default), its resident memory:
  *
  *   churn: ... bad 0 seconds S rss_after_free_kib N
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,15 +77,28 @@ static long rss_kib(void)
 	return kib;
 }
 
+/* s as a decimal number: digits only */
+static int number(const char *s, size_t *v)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-	size_t slots = argc > 1 ? strtoul(argv[1], NULL, 10) : 20000;
-	size_t ops = argc > 2 ? strtoul(argv[2], NULL, 10) : 2000000;
-	int threads = argc > 3 ? atoi(argv[3]) : 1;
-	if (!slots || threads < 1 || threads > 64) {
-		fprintf(stderr, "usage: churn [SLOTS [OPS [THREADS (1-64)]]]\n");
+	size_t slots = 20000, ops = 2000000, nt = 1, wait_ms = 1000;
+	if (argc > 5 || (argc > 1 && number(argv[1], &slots) != 0) ||
+	    (argc > 2 && number(argv[2], &ops) != 0) || (argc > 3 && number(argv[3], &nt) != 0) ||
+	    (argc > 4 && number(argv[4], &wait_ms) != 0) || !slots || nt < 1 || nt > 64 ||
+	    wait_ms > 60000) {
+		fprintf(stderr, "usage: churn [SLOTS [OPS [THREADS (1-64) [WAIT_MS (0-60000)]]]]\n");
 		return 2;
 	}
+	int threads = (int)nt;
 	struct job jobs[64];
 	pthread_t t[64];
 	double t0 = now();
@@ -104,7 +119,7 @@ int main(int argc, char **argv)
 		sum += jobs[i].sum;
 	}
 	double secs = now() - t0;
-	usleep(1000000);
+	usleep((useconds_t)wait_ms * 1000);
 	printf("churn: %zu slots, %zu operations, %d thread%s, checksum %llu, bad %llu "
 	       "seconds %.3f rss_after_free_kib %ld\n",
 	       slots, ops, threads, threads > 1 ? "s" : "", (unsigned long long)sum,
