@@ -18,6 +18,9 @@
 
 #include "seedpattern.h"
 
+/* the blocks, still reachable at exit (left to it: see main) */
+static void **slot;
+
 /* s as a decimal number: digits only */
 static int number(const char *s, size_t *v)
 {
@@ -41,7 +44,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "seed_loop: LIVE must be a positive number and OPS a number\n");
 		return 2;
 	}
-	void **slot = calloc(live, sizeof *slot);
+	slot = calloc(live, sizeof *slot);
 	uint64_t seed = 0x12345;
 	if (!slot || (!libc && mems_try_init() != 0) || seed_fill(slot, live, &seed, libc) != 0) {
 		fprintf(stderr, "seed_loop: out of memory\n");
