@@ -3,6 +3,7 @@
  */
 #ifndef MEMS_BENCHUTIL_H
 #define MEMS_BENCHUTIL_H
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,18 @@ static inline uint64_t rng(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
+}
+
+/* A command-line count: s as a decimal number, digits only.  0, or -1
+ * when s is not one (empty, signed, trailing text, out of range). */
+static inline int parse_count(const char *s, size_t *v)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return *end || errno ? -1 : 0;
 }
 
 /* One measured figure for the summary (bench_report): appended as

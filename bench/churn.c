@@ -15,7 +15,6 @@
  *
  *   churn: ... bad 0 seconds S rss_after_free_kib N
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,24 +76,14 @@ static long rss_kib(void)
 	return kib;
 }
 
-/* s as a decimal number: digits only */
-static int number(const char *s, size_t *v)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*v = strtoul(s, &end, 10);
-	return *end || errno ? -1 : 0;
-}
-
 int main(int argc, char **argv)
 {
 	size_t slots = 20000, ops = 2000000, nt = 1, wait_ms = 1000;
-	if (argc > 5 || (argc > 1 && number(argv[1], &slots) != 0) ||
-	    (argc > 2 && number(argv[2], &ops) != 0) || (argc > 3 && number(argv[3], &nt) != 0) ||
-	    (argc > 4 && number(argv[4], &wait_ms) != 0) || !slots || nt < 1 || nt > 64 ||
-	    wait_ms > 60000) {
+	size_t *arg[] = { &slots, &ops, &nt, &wait_ms };
+	int wrong = argc > 5;
+	for (int i = 1; i < argc && !wrong; i++)
+		wrong = parse_count(argv[i], arg[i - 1]) != 0;
+	if (wrong || !slots || nt < 1 || nt > 64 || wait_ms > 60000) {
 		fprintf(stderr, "usage: churn [SLOTS [OPS [THREADS (1-64) [WAIT_MS (0-60000)]]]]\n");
 		return 2;
 	}

@@ -12,7 +12,6 @@
  * setup, so two runs give the cost of OPS operations by difference; the
  * blocks are left to the process's exit.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,17 +19,6 @@
 
 /* the blocks, still reachable at exit (left to it: see main) */
 static void **slot;
-
-/* s as a decimal number: digits only */
-static int number(const char *s, size_t *v)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*v = strtoul(s, &end, 10);
-	return *end || errno ? -1 : 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -40,7 +28,7 @@ int main(int argc, char **argv)
 	}
 	int libc = !strcmp(argv[1], "glibc");
 	size_t live, ops;
-	if (number(argv[2], &live) != 0 || live == 0 || number(argv[3], &ops) != 0) {
+	if (parse_count(argv[2], &live) != 0 || live == 0 || parse_count(argv[3], &ops) != 0) {
 		fprintf(stderr, "seed_loop: LIVE must be a positive number and OPS a number\n");
 		return 2;
 	}

@@ -32,12 +32,18 @@ static inline void seed_op(void **slot, size_t live, uint64_t *seed, int libc)
 	if (libc) {
 		free(slot[k]);
 		slot[k] = malloc(n);
-		*(volatile char *)((char *)slot[k] + 3) = 1;
 	} else {
 		mems_free(slot[k]);
 		slot[k] = mems_malloc(n);
-		*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
 	}
+	if (!slot[k]) {
+		fprintf(stderr, "bench: allocating %zu bytes failed\n", n);
+		exit(1);
+	}
+	if (libc)
+		*(volatile char *)((char *)slot[k] + 3) = 1;
+	else
+		*(volatile char *)mems_get((char *)slot[k] + 3) = 1;
 }
 
 #endif
