@@ -1,5 +1,6 @@
 /*
- * benchutil.h - what the benchmarks share: a clock, medians, a generator.
+ * benchutil.h - what the benchmarks share: a clock, medians, a generator,
+ * command-line counts, the summary's figures.
  */
 #ifndef MEMS_BENCHUTIL_H
 #define MEMS_BENCHUTIL_H
