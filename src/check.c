@@ -178,18 +178,21 @@ static int check_pager(struct mems_pager *pg, const uint64_t *process_map, uint6
 {
 	uint64_t pages = committed / pg->ps;
 
-	if (pg->mode != MEMS_PAGER_UFFD && pg->mode != MEMS_PAGER_UFFD_USER)
-		return 0;   /* kernel mode: touched is mincore(2) by definition */
-	/* touched counts every bit it sets, so a stray bit beyond the
-	 * committed span shows as a difference here too */
 	size_t words = (size_t)((pages + 63) / 64);
-	uint64_t bits = popcount_words(pg->resident, words);
-	if (bits != pg->touched)
-		FAIL("touched is %" PRIu64 ", the resident bitmap has %" PRIu64 " in the committed span",
-		     (uint64_t)pg->touched, bits);
-	int64_t mc = os_resident_pages(pg->base, committed);
-	if (mc >= 0 && (uint64_t)mc != pg->touched)
-		FAIL("touched is %" PRIu64 ", mincore(2) says %" PRId64, (uint64_t)pg->touched, mc);
+	/* kernel mode: touched is mincore(2) by definition, and the resident
+	 * bitmap holds only the free pages that may be resident */
+	if (pg->mode == MEMS_PAGER_UFFD || pg->mode == MEMS_PAGER_UFFD_USER) {
+		/* touched counts every bit it sets, so a stray bit beyond the
+		 * committed span shows as a difference here too */
+		uint64_t bits = popcount_words(pg->resident, words);
+		if (bits != pg->touched)
+			FAIL("touched is %" PRIu64 ", the resident bitmap has %" PRIu64
+			     " in the committed span", (uint64_t)pg->touched, bits);
+		int64_t mc = os_resident_pages(pg->base, committed);
+		if (mc >= 0 && (uint64_t)mc != pg->touched)
+			FAIL("touched is %" PRIu64 ", mincore(2) says %" PRId64, (uint64_t)pg->touched,
+			     mc);
+	}
 	for (uint64_t w = 0; w < words; w++) {
 		uint64_t lw = atomic_load(&pg->live[w]);
 		if (lw != process_map[w])

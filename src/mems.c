@@ -454,7 +454,7 @@ static void release_hole(mems_id h)
 	uint64_t hi = fl_seg(&mems_g.fl, h)->end / ps * ps;
 	if (lo >= hi)
 		return;
-	if (mems_g.purge_delay_ns == 0 || mems_g.pg.mode == MEMS_PAGER_KERNEL) {
+	if (mems_g.purge_delay_ns == 0) {
 		pager_release(&mems_g.pg, lo, hi - lo);
 		return;
 	}

@@ -52,7 +52,10 @@
  *              of a block is populated (by the allocating thread itself,
  *              through UFFDIO_COPY) before the block is handed out.
  *   kernel     no userfaultfd: the kernel's demand paging; touched pages
- *              are counted with mincore(2).
+ *              are counted with mincore(2).  The kernel populates pages
+ *              unseen, so here the resident bitmap holds the pages that
+ *              were freed and not yet given back (they may be resident):
+ *              what the purge delay gives back later.
  * A child after fork() runs in kernel mode: without EVENT_FORK the child's
  * mappings are not registered, and it has no handler thread.
  */
@@ -140,6 +143,15 @@ static uint64_t word_mask(uint64_t *lo, uint64_t hi)
 	uint64_t b = *lo % 64, n = hi - *lo < 64 - b ? hi - *lo : 64 - b;
 	*lo += n;
 	return (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
+}
+
+/* Kernel mode: pages [lo, hi) are free now and may be resident. */
+static void maybe_resident(struct mems_pager *pg, uint64_t lo, uint64_t hi)
+{
+	while (lo < hi) {
+		uint64_t w = lo / 64, mask = word_mask(&lo, hi);
+		__atomic_fetch_or(&pg->resident[w], mask, __ATOMIC_RELAXED);
+	}
 }
 
 /* Set (or clear) the live bits of pages [lo, hi). */
@@ -838,14 +850,17 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 
 	pg->resident_bytes = (size_t)(span / pg->ps + 63) / 64 * 8;
 	pg->zeros_bytes = WINDOW_MAX * pg->ps;
+	/* the bitmaps in every mode (kernel mode: for the purge delay) */
+	pg->resident = os_map_meta(3 * pg->resident_bytes);
+	if (!pg->resident)
+		goto fail;
+	pg->live = (_Atomic uint64_t *)(pg->resident + pg->resident_bytes / 8);
+	pg->seen = pg->resident + 2 * (pg->resident_bytes / 8);
 	if (hi > lo) {
 		/* the zero source is read only, never written: it stays the
 		 * kernel's zero page */
-		pg->resident = os_map_meta(3 * pg->resident_bytes);
-		pg->live = (_Atomic uint64_t *)(pg->resident + pg->resident_bytes / 8);
-		pg->seen = pg->resident + 2 * (pg->resident_bytes / 8);
 		pg->zeros = os_map_meta(pg->zeros_bytes);
-		if (!pg->resident || !pg->zeros)
+		if (!pg->zeros)
 			goto fail;
 	}
 	for (int i = lo; i < hi; i++) {
@@ -889,11 +904,6 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 		}
 		errno = ENOTSUP;
 		goto fail;
-	}
-	if (pg->resident) {
-		os_unmap(pg->resident, 3 * pg->resident_bytes);
-		pg->resident = NULL;
-		pg->live = NULL;
 	}
 	if (pg->zeros) {
 		os_unmap(pg->zeros, pg->zeros_bytes);
@@ -944,6 +954,8 @@ void pager_stop(struct mems_pager *pg)
  * Commit, release, populate
  * ------------------------------------------------------------------- */
 
+/* The resident bitmap is exact (else, in kernel mode, it holds the freed
+ * pages that may be resident; see the top of this file). */
 static int uses_bitmap(const struct mems_pager *pg)
 {
 	return pg->mode == MEMS_PAGER_UFFD || pg->mode == MEMS_PAGER_UFFD_USER;
@@ -997,22 +1009,25 @@ static void purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 			for (uint64_t k = i; k < j; k++)
 				bit_clear(pg, k);
 			freed += j - i;
-			if (trace_active())
+			if (trace_active() && uses_bitmap(pg))
 				trace_event(trace_now(), TRACE_RELEASE, i * pg->ps, (uint32_t)(j - i), 0, 0,
 					    pg->touched - freed, atomic_load(&pg->committed) / pg->ps);
 		}
 		i = j;
 	}
-	pg->touched -= freed;
-	pg->released += freed;
+	if (uses_bitmap(pg)) {
+		/* kernel mode counts neither: see pager_counters() */
+		pg->touched -= freed;
+		pg->released += freed;
+	}
 }
 
 void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
-	if (!uses_bitmap(pg))
-		return;
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
 	live_set(pg, lo, hi, 0);
+	if (!uses_bitmap(pg))
+		maybe_resident(pg, lo, hi);
 	if (pg->ev) {
 		pager_lock(pg);
 		evict_release(pg, lo, hi);
@@ -1022,14 +1037,10 @@ void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
 
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
-	if (!uses_bitmap(pg)) {
-		/* kernel paging: nothing to count (see pager_counters) */
-		if (os_release(pg->base + off, len) != 0)
-			release_failed(pg);
-		return;
-	}
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
 	live_set(pg, lo, hi, 0);
+	if (!uses_bitmap(pg))
+		maybe_resident(pg, lo, hi);
 	pager_lock(pg);
 	if (pg->ev)
 		evict_release(pg, lo, hi);
@@ -1046,8 +1057,6 @@ int pager_page_fresh(struct mems_pager *pg, uint64_t pi)
 
 void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
 {
-	if (!uses_bitmap(pg))
-		return;
 	uint64_t lo = off / pg->ps, hi = (off + len + pg->ps - 1) / pg->ps;
 	live_set(pg, lo, hi, 1);
 	/* in use again: a later free starts its purge delay afresh */
@@ -1059,8 +1068,6 @@ void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
 
 uint64_t pager_purge_scan(struct mems_pager *pg)
 {
-	if (!uses_bitmap(pg))
-		return 0;
 	uint64_t left = 0, words = (atomic_load(&pg->committed) / pg->ps + 63) / 64;
 	pager_lock(pg);
 	for (uint64_t w = 0; w < words; w++) {
@@ -1170,12 +1177,14 @@ void pager_fork_child(struct mems_pager *pg)
 	/* The pager lock was not held across fork() (the handler may have had
 	 * it, and a prepare handler of another library that touches missing
 	 * memory would need the handler): the child, which has no handler
-	 * thread, makes it afresh.  Its copy of the bitmaps may be mid-update
-	 * and is dropped: the child has no registration either, so it runs on
-	 * the kernel's paging and counts touched pages with mincore(2). */
+	 * thread, makes it afresh.  The child has no registration either, so
+	 * it runs on the kernel's paging and counts touched pages with
+	 * mincore(2). */
 	pthread_mutex_init(&pg->lock, NULL);
 	/* nor the helper, which may have been mid-copy: nothing in flight */
 	ahead_init(pg);
+	/* a parent in kernel mode changes its bitmaps only under the
+	 * allocator lock, which fork_prepare held: the child's copy is whole */
 	if (!uses_bitmap(pg))
 		return;
 	if (pg->ev)
@@ -1184,12 +1193,19 @@ void pager_fork_child(struct mems_pager *pg)
 	close(pg->evfd);
 	pg->uffd = pg->evfd = -1;
 	pg->running = 0;
-	os_unmap(pg->resident, 3 * pg->resident_bytes);
 	os_unmap(pg->zeros, pg->zeros_bytes);
-	pg->resident = NULL;
-	pg->live = NULL;
-	pg->seen = NULL;
 	pg->zeros = NULL;
+	/* The live bitmap is whole (the allocator lock again); the resident
+	 * one may be mid-update, and in kernel mode means "free pages that may
+	 * be resident" (the top of this file): every committed page may be,
+	 * so the purge delay gives back whatever of the parent's free pages
+	 * the child holds.  The purge scan starts afresh. */
+	uint64_t pages = atomic_load(&pg->committed) / pg->ps;
+	for (uint64_t i = 0; i < pages;) {
+		uint64_t w = i / 64;
+		pg->resident[w] |= word_mask(&i, pages);
+	}
+	memset(pg->seen, 0, (pages + 63) / 64 * 8);
 	pg->mode = MEMS_PAGER_KERNEL;
 	snprintf(pg->reason, sizeof pg->reason,
 		 "child after fork(): userfaultfd does not follow fork");

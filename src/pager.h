@@ -26,7 +26,9 @@ struct mems_pager {
 	struct { uint64_t start, end; uint32_t win; } streams[4];
 	unsigned next_stream;
 	/* Protected by lock: the resident bitmap and the populate/release
-	 * operations that keep it equal to what the kernel has. */
+	 * operations that keep it equal to what the kernel has.  (In kernel
+	 * mode, where the kernel populates pages unseen: the free pages that
+	 * may be resident, changed under the allocator lock too.) */
 	pthread_mutex_t lock;
 	uint64_t *resident;        /* a bit per OS page of the span */
 	size_t resident_bytes;     /* each of the two bitmaps */
@@ -97,8 +99,7 @@ void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len);
 void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* The first step only, for a purge delay: the pages are free now (not
  * live; their store slots freed), and are given back later by
- * pager_purge_scan(), which spares pages that have become live again.  In
- * kernel mode (no bitmaps) it does nothing: call pager_release(). */
+ * pager_purge_scan(), which spares pages that have become live again. */
 void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len);
 /* Under the allocator lock, once per purge delay (purge.c): give back the
  * pages found free but resident by the last scan too, and remember the

@@ -128,8 +128,8 @@ void purge_stop_locked(void)
 
 void purge_fork_child(void)
 {
-	/* the thread does not exist in the child, which runs on the kernel's
-	 * paging and gives pages back at once */
+	/* the thread does not exist in the child: its first free with a
+	 * delay starts one of its own */
 	pthread_mutex_init(&pu.mx, NULL);
 	pu.started = 0;
 	atomic_store(&pu.idle, 0);
