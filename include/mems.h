@@ -117,6 +117,8 @@ struct mems_stats {
 	uint64_t os_page_size;
 	uint64_t pages_mapped;     /* committed (read/write) pages */
 	uint64_t pages_touched;    /* resident pages: populated and not released */
+	/* the next three are 0 in kernel mode, where the kernel populates
+	 * pages without MeMS seeing it (pages_touched is mincore(2) there) */
 	uint64_t faults;           /* faults resolved by the handler */
 	uint64_t pages_populated;  /* pages populated (faults, fault-around, fault-ahead, pre-population) */
 	uint64_t pages_released;   /* pages given back on free */
