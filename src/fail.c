@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static const struct {
 	[FP_URING_INIT] = { "uring-init", ENOMEM },
 	[FP_URING_WRITE] = { "uring-write", EIO },
 	[FP_URING_READ] = { "uring-read", EIO },
+	[FP_THREAD] = { "thread", EAGAIN },
 };
 
 static atomic_int armed;
@@ -72,9 +74,12 @@ int fail_setup(const char *spec)
 				       strtoull(colon + 1, &end, 10) : 0;
 		if (p == FP_COUNT || !n || !end || (*end && *end != '+' && *end != ',') ||
 		    (*end == '+' && end[1] && end[1] != ',')) {
-			mems_diag("MEMS_FAIL=\"%s\": expected point:N or point:N+ (points: mmap, "
-				  "mprotect, madvise, uffd-api, uffd-register, uffd-copy, uffd-wp, "
-				  "uring-init, uring-write, uring-read), comma separated", spec);
+			char names[256] = "";
+			for (int i = 0, at = 0; i < FP_COUNT && at < (int)sizeof names; i++)
+				at += snprintf(names + at, sizeof names - (size_t)at, "%s%s",
+					       i ? ", " : "", points[i].name);
+			mems_diag("MEMS_FAIL=\"%s\": expected point:N or point:N+ (points: %s), "
+				  "comma separated", spec, names);
 			return -1;
 		}
 		want[p] = n;

@@ -16,6 +16,7 @@ enum fail_point {
 	FP_URING_INIT,    /* io_uring_queue_init: ENOMEM */
 	FP_URING_WRITE,   /* a store write request: EIO */
 	FP_URING_READ,    /* a store read request: EIO */
+	FP_THREAD,        /* os_thread_start: EAGAIN */
 	FP_COUNT
 };
 

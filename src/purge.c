@@ -17,6 +17,12 @@
  * until the next free.  It starts with the first free that has a delay,
  * so a program that never frees has no such thread.
  *
+ * A fork child has no such thread; its first free with a delay starts
+ * one, as in the parent.  When a thread cannot be started (a pids limit,
+ * say) the frees scan instead, at most once per delay: a page then goes
+ * back at the first free one to two delays after it became free, and a
+ * program that stops freeing keeps what it freed last resident.
+ *
  * Locking: the scan runs under mems_lock, taken with trylock: mems_finish
  * holds mems_lock while it stops the thread, and the thread then sees the
  * stop flag instead.  purge_mx guards the thread's sleep and flags.
@@ -39,6 +45,9 @@ static struct {
 	int started, stop;
 	_Atomic int idle;          /* nothing to purge: sleeping until woken */
 	uint64_t delay_ns;
+	/* no thread could be started: frees scan (under mems_lock) */
+	int inline_scans;
+	uint64_t last_scan_ns;
 } pu = { .mx = PTHREAD_MUTEX_INITIALIZER };
 
 static void deadline(struct timespec *ts, uint64_t ns)
@@ -79,6 +88,14 @@ static void *purger(void *arg)
 
 void purge_freed_locked(void)
 {
+	if (pu.inline_scans) {
+		uint64_t now = os_now_ns();
+		if (now - pu.last_scan_ns >= (uint64_t)mems_g.purge_delay_ns) {
+			pu.last_scan_ns = now;
+			pager_purge_scan(&mems_g.pg);
+		}
+		return;
+	}
 	if (!atomic_load_explicit(&pu.idle, memory_order_relaxed) && pu.started)
 		return;
 	pthread_mutex_lock(&pu.mx);
@@ -93,13 +110,15 @@ void purge_freed_locked(void)
 		atomic_store(&pu.idle, 0);
 		int err = os_thread_start(&pu.thread, purger, NULL);
 		if (err) {
-			/* pages stay free but resident; the stats still count them */
 			static int said;
 			if (!said++)
-				mems_diag("cannot start the purge thread: %s; freed pages stay "
-					  "resident", mems_strerror(err));
+				mems_diag("cannot start the purge thread: %s; frees give pages "
+					  "back instead", mems_strerror(err));
 			pthread_cond_destroy(&pu.cv);
 			pthread_mutex_unlock(&pu.mx);
+			pu.inline_scans = 1;
+			pu.last_scan_ns = os_now_ns();
+			pager_purge_scan(&mems_g.pg);
 			return;
 		}
 		pu.started = 1;
@@ -112,6 +131,8 @@ void purge_freed_locked(void)
 
 void purge_stop_locked(void)
 {
+	/* a later init tries a thread again */
+	pu.inline_scans = 0;
 	pthread_mutex_lock(&pu.mx);
 	if (!pu.started) {
 		pthread_mutex_unlock(&pu.mx);
@@ -129,8 +150,9 @@ void purge_stop_locked(void)
 void purge_fork_child(void)
 {
 	/* the thread does not exist in the child: its first free with a
-	 * delay starts one of its own */
+	 * delay starts one (or, failing that, scans) */
 	pthread_mutex_init(&pu.mx, NULL);
 	pu.started = 0;
+	pu.inline_scans = 0;
 	atomic_store(&pu.idle, 0);
 }

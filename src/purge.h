@@ -5,7 +5,8 @@
 #define MEMS_PURGE_H
 
 /* Under mems_lock, with a purge delay above 0: pages became free (not
- * live); the purger gives them back after the delay. */
+ * live); the purger gives them back after the delay (when no thread
+ * could be started, this call scans, once per delay). */
 void purge_freed_locked(void);
 /* Under mems_lock, at finish: stop the thread. */
 void purge_stop_locked(void);

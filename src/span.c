@@ -122,6 +122,9 @@ uint64_t os_now_ns(void)
 
 int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
+	int e = injected(FP_THREAD);
+	if (e)
+		return e;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

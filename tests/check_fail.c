@@ -276,6 +276,38 @@ START_TEST(store_read_failure_is_sigbus_for_that_access)
 }
 END_TEST
 
+static int setup_rc;
+static void bad_setup(void *spec)
+{
+	setup_rc = fail_setup(spec);
+}
+
+/* A malformed spec is refused, names every point, and arms nothing. */
+START_TEST(malformed_spec_names_every_point)
+{
+	static const char *const bad[] = { "bogus:1", "mmap", "mmap:0", "mmap:x", "thread:1-" };
+	static const char *const names[] = { "mmap", "mprotect", "madvise", "uffd-api",
+					     "uffd-register", "uffd-copy", "ahead-copy", "uffd-wp",
+					     "uring-init", "uring-write", "uring-read", "thread" };
+	ck_assert_int_eq(FP_COUNT, sizeof names / sizeof names[0]);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *err = t_capture(2, bad_setup, (void *)bad[i]);
+		ck_assert_int_eq(setup_rc, -1);
+		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+			char want[32];
+			snprintf(want, sizeof want, k ? " %s," : "(points: %s,", names[k]);
+			if (k + 1 == sizeof names / sizeof names[0])
+				snprintf(want, sizeof want, " %s)", names[k]);
+			ck_assert_msg(strstr(err, want), "%s: no \"%s\" in %s", bad[i], want, err);
+		}
+		free(err);
+	}
+	/* nothing armed: MeMS starts and allocates */
+	ck_assert_int_eq(mems_try_init(), 0);
+	ck_assert_ptr_nonnull(mems_get(mems_malloc(100)));
+}
+END_TEST
+
 Suite *fail_suite(void)
 {
 	Suite *s = suite_create("fail");
@@ -291,6 +323,7 @@ Suite *fail_suite(void)
 	tcase_add_test(tc, write_protect_failure_keeps_pages_resident);
 	tcase_add_test(tc, io_uring_setup_failure_fails_init_clearly);
 	tcase_add_test(tc, store_read_failure_is_sigbus_for_that_access);
+	tcase_add_test(tc, malformed_spec_names_every_point);
 	suite_add_tcase(s, tc);
 	return s;
 }

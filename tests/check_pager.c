@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <inttypes.h>
 
+#include "fail.h"
 #include "testutil.h"
 
 static const char *const modes[] = { "uffd", "uffd-user", "kernel" };
@@ -556,8 +557,8 @@ START_TEST(every_freed_range_goes_back_after_the_delay)
 END_TEST
 
 /* A child after fork() runs in kernel mode and keeps the delay: what it
- * frees stays resident for a while, then goes back, and so do the free
- * pages it shares with its parent. */
+ * frees stays resident for a while, then goes back with no further call,
+ * and so do the free pages it shares with its parent. */
 START_TEST(fork_child_keeps_the_purge_delay)
 {
 	ck_assert_int_eq(mems_option_set("purge_delay", "50"), 0);
@@ -612,6 +613,46 @@ START_TEST(fork_child_keeps_the_purge_delay)
 }
 END_TEST
 
+static void free_it(void *p)
+{
+	mems_ptr_free(p);
+}
+
+/* No purge thread (it could not be started): the frees give pages back
+ * instead, at most once per delay, and say so once. */
+START_TEST(without_a_purge_thread_frees_give_pages_back)
+{
+	enum { TRIGGERS = 400 };
+	static char *trig[TRIGGERS];
+	ck_assert_int_eq(mems_option_set("purge_delay", "50"), 0);
+	start(purge_modes[_i]);
+	size_t ps = os_page_size();
+	char *a = mems_ptr_aligned(ps, 64 * ps);
+	/* pages to free later, each wholly free once freed, never touched */
+	for (int i = 0; i < TRIGGERS; i++)
+		trig[i] = mems_ptr_aligned(ps, ps);
+	memset(a, 1, 64 * ps);
+	uint64_t touched = t_stats().pages_touched;
+	ck_assert_int_eq(fail_setup("thread:1+"), 0);
+	char *err = t_capture(2, free_it, a);
+	ck_assert_msg(strstr(err, "mems: cannot start the purge thread: Resource temporarily "
+				  "unavailable; frees give pages back instead"), "said: %s", err);
+	free(err);
+	ck_assert_uint_eq(t_stats().pages_touched, touched);   /* not at once */
+	usleep(200000);           /* nothing goes back without a call */
+	ck_assert_uint_eq(t_stats().pages_touched, touched);
+	int frees = 0;
+	for (; frees < TRIGGERS && t_stats().pages_touched != touched - 64; frees++) {
+		mems_ptr_free(trig[frees]);
+		usleep(10000);
+	}
+	ck_assert_uint_eq(t_stats().pages_touched, touched - 64);
+	ck_assert_touched_exact();
+	ck_assert_int_eq(mems_check(), 0);
+	ck_assert_int_eq(fail_setup(""), 0);
+}
+END_TEST
+
 START_TEST(resident_cap_means_no_purge_delay)
 {
 	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
@@ -653,6 +694,7 @@ Suite *pager_suite(void)
 	tcase_add_loop_test(tc, purge_happens_after_the_delay_and_spares_reused_pages, 0, 2);
 	tcase_add_loop_test(tc, every_freed_range_goes_back_after_the_delay, 0, 2);
 	tcase_add_loop_test(tc, fork_child_keeps_the_purge_delay, 0, 2);
+	tcase_add_loop_test(tc, without_a_purge_thread_frees_give_pages_back, 0, 2);
 	tcase_add_test(tc, resident_cap_means_no_purge_delay);
 	suite_add_tcase(s, tc);
 	return s;
