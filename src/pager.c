@@ -852,16 +852,20 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 	pg->zeros_bytes = WINDOW_MAX * pg->ps;
 	/* the bitmaps in every mode (kernel mode: for the purge delay) */
 	pg->resident = os_map_meta(3 * pg->resident_bytes);
-	if (!pg->resident)
+	if (!pg->resident) {
+		reason_add(pg, "its bitmaps", errno);
 		goto fail;
+	}
 	pg->live = (_Atomic uint64_t *)(pg->resident + pg->resident_bytes / 8);
 	pg->seen = pg->resident + 2 * (pg->resident_bytes / 8);
 	if (hi > lo) {
 		/* the zero source is read only, never written: it stays the
 		 * kernel's zero page */
 		pg->zeros = os_map_meta(pg->zeros_bytes);
-		if (!pg->zeros)
+		if (!pg->zeros) {
+			reason_add(pg, "its zero source", errno);
 			goto fail;
+		}
 	}
 	for (int i = lo; i < hi; i++) {
 		int fd;
