@@ -95,18 +95,17 @@ static struct churned churn_run(const char *cmd, const char *preload)
 	return c;
 }
 
-/* Median seconds, median RSS after free, largest peak of reps runs. */
-static struct churned churn_median(const char *cmd, const char *preload, int reps)
+/* Median seconds, median RSS after free, largest peak of n runs (n <= REPS). */
+static struct churned churn_fold(const struct churned *c, int n)
 {
 	double s[REPS], a[REPS];
 	long peak = 0;
-	for (int k = 0; k < reps; k++) {
-		struct churned c = churn_run(cmd, preload);
-		s[k] = c.secs;
-		a[k] = c.after_kib;
-		peak = c.peak_kib > peak ? c.peak_kib : peak;
+	for (int k = 0; k < n; k++) {
+		s[k] = c[k].secs;
+		a[k] = c[k].after_kib;
+		peak = c[k].peak_kib > peak ? c[k].peak_kib : peak;
 	}
-	return (struct churned){ median(s, reps), median(a, reps), peak };
+	return (struct churned){ median(s, n), median(a, n), peak };
 }
 
 static const char *lib_path(const char *name, char *buf, size_t len)
@@ -275,18 +274,27 @@ int main(int argc, char **argv)
 		{ "0 kernel", "MEMS_PAGER=kernel MEMS_PURGE_DELAY=0" },
 		{ "100 kernel", "MEMS_PAGER=kernel MEMS_PURGE_DELAY=100" },
 	};
-	enum { DREPS = 3 };
+	enum { DREPS = 3, NDELAYS = sizeof delays / sizeof delays[0] };
 	char sweep[4300];
 	snprintf(sweep, sizeof sweep, "%s 20000 2000000", churn);
-	struct churned g = churn_median(sweep, NULL, DREPS);
+	/* glibc and every row in turn, so that a slow spell falls on all */
+	struct churned gr[DREPS], dr[NDELAYS][DREPS];
+	for (int k = 0; k < DREPS; k++) {
+		gr[k] = churn_run(sweep, NULL);
+		for (size_t d = 0; d < NDELAYS; d++) {
+			char dcmd[4400];
+			snprintf(dcmd, sizeof dcmd, "%s %s", delays[d].env, sweep);
+			dr[d][k] = churn_run(dcmd, preload);
+		}
+	}
+	struct churned g = churn_fold(gr, DREPS);
 	printf("\nthe churn (2M operations) under MeMS by MEMS_PURGE_DELAY (ms; -1 never; \"kernel\":\n"
-	       "MEMS_PAGER=kernel), against glibc in the same run, median of %d runs\n\n", DREPS);
+	       "MEMS_PAGER=kernel), against glibc in the same run, median of %d interleaved runs\n\n",
+	       DREPS);
 	printf("  %-10s %8s %7s %9s %7s %14s %7s\n", "delay", "work s", "time", "peak MiB", "peak",
 	       "after free MiB", "after");
-	for (size_t d = 0; d < sizeof delays / sizeof delays[0]; d++) {
-		char dcmd[4400];
-		snprintf(dcmd, sizeof dcmd, "%s %s", delays[d].env, sweep);
-		struct churned c = churn_median(dcmd, preload, DREPS);
+	for (size_t d = 0; d < NDELAYS; d++) {
+		struct churned c = churn_fold(dr[d], DREPS);
 		if (!strcmp(delays[d].label, "100 kernel"))
 			bench_result("churn_kernel_mode_vs_glibc", c.secs / g.secs);
 		printf("  %-10s %8.2f %6.2fx %9.1f %6.2fx %14.1f %6.2fx\n", delays[d].label, c.secs,
