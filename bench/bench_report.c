@@ -25,6 +25,7 @@ static const struct target {
 	{ "churn_time_vs_jemalloc", "churn time / jemalloc", 0, 0 },
 	{ "churn_time_vs_mimalloc", "churn time / mimalloc", 0, 0 },
 	{ "churn_time_vs_tcmalloc", "churn time / tcmalloc", 0, 0 },
+	{ "churn_kernel_mode_vs_glibc", "churn time in kernel mode / glibc, 2M operations", 0, 0 },
 	{ "churn_peak_rss_vs_glibc", "churn peak RSS / glibc", '<', 1.1 },
 	{ "churn_rss_after_free_vs_glibc", "churn RSS after freeing all / glibc", '<', 0.25 },
 	{ "python3_time_vs_glibc", "python3 time / glibc", '<', 1.2 },
