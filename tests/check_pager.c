@@ -613,11 +613,6 @@ START_TEST(fork_child_keeps_the_purge_delay)
 }
 END_TEST
 
-static void free_it(void *p)
-{
-	mems_ptr_free(p);
-}
-
 /* No purge thread (it could not be started): the frees give pages back
  * instead, at most once per delay, and say so once. */
 START_TEST(without_a_purge_thread_frees_give_pages_back)
@@ -634,7 +629,7 @@ START_TEST(without_a_purge_thread_frees_give_pages_back)
 	memset(a, 1, 64 * ps);
 	uint64_t touched = t_stats().pages_touched;
 	ck_assert_int_eq(fail_setup("thread:1+"), 0);
-	char *err = t_capture(2, free_it, a);
+	char *err = t_capture(2, t_ptr_free, a);
 	ck_assert_msg(strstr(err, "mems: cannot start the purge thread: Resource temporarily "
 				  "unavailable; frees give pages back instead"), "said: %s", err);
 	free(err);
