@@ -163,44 +163,39 @@ int main(int argc, char **argv)
 	enum { NAL = sizeof al / sizeof al[0] };
 	char churn_cmd[4300];
 	snprintf(churn_cmd, sizeof churn_cmd, "%s 20000 5000000", churn);
-	double secs[NAL][REPS], after[NAL][REPS];
-	long peak[NAL] = { 0 };
+	struct churned runs[NAL][REPS], res[NAL];
 	for (int k = 0; k < REPS; k++)
-		for (int a = 0; a < NAL; a++) {
-			if (a >= 2 && !al[a].lib)
-				continue;
-			struct churned c = churn_run(churn_cmd, al[a].lib);
-			secs[a][k] = c.secs;
-			after[a][k] = c.after_kib;
-			peak[a] = c.peak_kib > peak[a] ? c.peak_kib : peak[a];
-		}
+		for (int a = 0; a < NAL; a++)
+			if (a < 2 || al[a].lib)
+				runs[a][k] = churn_run(churn_cmd, al[a].lib);
+	for (int a = 0; a < NAL; a++)
+		if (a < 2 || al[a].lib)
+			res[a] = churn_fold(runs[a], REPS);
 	printf("allocation churn (20,000 slots, 5M operations, sizes 2-2048 B and 0.1%% of 64 KiB-1 MiB,\n"
 	       "contents checked), LD_PRELOAD, median of %d runs; ratios against glibc\n\n", REPS);
 	printf("  %-10s %8s %7s   %9s %7s   %14s %7s\n", "", "work s", "time", "peak MiB", "peak",
 	       "after free MiB", "after");
-	double g_s = median(secs[0], REPS), g_a = median(after[0], REPS);
+	double g_s = res[0].secs, g_a = res[0].after_kib;
 	for (int a = 0; a < NAL; a++) {
 		if (a >= 2 && !al[a].lib) {
 			printf("  %-10s not installed (apt-get install lib%s-dev)\n", al[a].name,
 			       a == 4 ? "google-perftools" : al[a].key);
 			continue;
 		}
-		double s = median(secs[a], REPS), af = median(after[a], REPS);
+		double s = res[a].secs, af = res[a].after_kib;
+		double pk = (double)res[a].peak_kib / (double)res[0].peak_kib;
 		printf("  %-10s %8.2f %6.2fx   %9.1f %6.2fx   %14.1f %6.2fx\n", al[a].name, s, s / g_s,
-		       peak[a] / 1024.0, (double)peak[a] / (double)peak[0], af / 1024.0, af / g_a);
+		       res[a].peak_kib / 1024.0, pk, af / 1024.0, af / g_a);
 		if (a == 1) {
 			bench_result("churn_time_vs_glibc", s / g_s);
-			bench_result("churn_peak_rss_vs_glibc", (double)peak[a] / (double)peak[0]);
+			bench_result("churn_peak_rss_vs_glibc", pk);
 			bench_result("churn_rss_after_free_vs_glibc", af / g_a);
-		}
-	}
-	double m_s = median(secs[1], REPS);
-	for (int a = 2; a < NAL; a++)
-		if (al[a].lib) {
+		} else if (a >= 2) {
 			char key[64];
 			snprintf(key, sizeof key, "churn_time_vs_%s", al[a].key);
-			bench_result(key, m_s / median(secs[a], REPS));
+			bench_result(key, res[1].secs / s);
 		}
+	}
 
 	/* 2. two threads against one: the churn's 20,000 live slots and 2M
 	 * operations split between them (the target), and each thread its own

@@ -119,12 +119,6 @@ static int bit_get(const struct mems_pager *pg, uint64_t i)
 	return (__atomic_load_n(&pg->resident[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
 }
 
-static void bits_set(struct mems_pager *pg, uint64_t i, uint64_t n)
-{
-	for (; n; i++, n--)
-		__atomic_fetch_or(&pg->resident[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED);
-}
-
 static void bit_clear(struct mems_pager *pg, uint64_t i)
 {
 	__atomic_fetch_and(&pg->resident[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
@@ -145,11 +139,12 @@ static uint64_t word_mask(uint64_t *lo, uint64_t hi)
 	return (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
 }
 
-/* Kernel mode: pages [lo, hi) are free now and may be resident. */
-static void maybe_resident(struct mems_pager *pg, uint64_t lo, uint64_t hi)
+/* Set the resident bits of pages [i, i+n) (in kernel mode: free now and
+ * perhaps resident). */
+static void bits_set(struct mems_pager *pg, uint64_t i, uint64_t n)
 {
-	while (lo < hi) {
-		uint64_t w = lo / 64, mask = word_mask(&lo, hi);
+	for (uint64_t hi = i + n; i < hi;) {
+		uint64_t w = i / 64, mask = word_mask(&i, hi);
 		__atomic_fetch_or(&pg->resident[w], mask, __ATOMIC_RELAXED);
 	}
 }
@@ -1031,7 +1026,7 @@ void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
 	live_set(pg, lo, hi, 0);
 	if (!uses_bitmap(pg))
-		maybe_resident(pg, lo, hi);
+		bits_set(pg, lo, hi - lo);
 	if (pg->ev) {
 		pager_lock(pg);
 		evict_release(pg, lo, hi);
@@ -1044,7 +1039,7 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 	uint64_t lo = off / pg->ps, hi = (off + len) / pg->ps;
 	live_set(pg, lo, hi, 0);
 	if (!uses_bitmap(pg))
-		maybe_resident(pg, lo, hi);
+		bits_set(pg, lo, hi - lo);
 	pager_lock(pg);
 	if (pg->ev)
 		evict_release(pg, lo, hi);
@@ -1205,10 +1200,7 @@ void pager_fork_child(struct mems_pager *pg)
 	 * so the purge delay gives back whatever of the parent's free pages
 	 * the child holds.  The purge scan starts afresh. */
 	uint64_t pages = atomic_load(&pg->committed) / pg->ps;
-	for (uint64_t i = 0; i < pages;) {
-		uint64_t w = i / 64;
-		pg->resident[w] |= word_mask(&i, pages);
-	}
+	bits_set(pg, 0, pages);
 	memset(pg->seen, 0, (pages + 63) / 64 * 8);
 	pg->mode = MEMS_PAGER_KERNEL;
 	snprintf(pg->reason, sizeof pg->reason,
