@@ -4,8 +4,10 @@
  * are printed only to show what the ratios are made of).
  *
  *  1. Scaling: per-operation cost of mems_free + mems_malloc (+ mems_get)
- *     with 100 live segments and with 100,000; and glibc's free + malloc
- *     on the same pattern, for scale.
+ *     with 100 live segments and with 100,000; and free + malloc on the
+ *     same pattern under glibc and the peers that are installed (jemalloc,
+ *     mimalloc, tcmalloc), each in a process of its own (this program
+ *     again, with the allocator preloaded), for scale.
  *  2. First touch, one write per page of a fresh 256 MiB region:
  *     MeMS (its pager) vs the kernel's demand paging on plain mmap memory vs
  *     MADV_POPULATE_WRITE, in sequential and in random page order; MeMS
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +63,49 @@ static double churn_ns(size_t live, size_t ops, int libc)
 		mems_finish();
 	free(slot);
 	return t / (double)ops * 1e9;
+}
+
+#define SEED_OPS 200000
+#define SEED_MALLOC_ARG "--seed-malloc"
+
+/* One run of the pattern through malloc, at 100 and at 100,000 live
+ * blocks, in a process of its own: this program again (SEED_MALLOC_ARG),
+ * with preload (NULL: glibc) as LD_PRELOAD.  0, or -1 when it failed. */
+static int seed_malloc_run(const char *preload, double *small, double *large)
+{
+	int fd[2];
+	if (pipe(fd) != 0)
+		return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(fd[1], STDOUT_FILENO) < 0)
+			_exit(126);
+		close(fd[0]);
+		close(fd[1]);
+		if (preload)
+			setenv("LD_PRELOAD", preload, 1);
+		else
+			unsetenv("LD_PRELOAD");
+		execl("/proc/self/exe", "bench_core", SEED_MALLOC_ARG, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	FILE *f = fdopen(fd[0], "r");
+	int got = f && fscanf(f, "%lf %lf", small, large) == 2;
+	if (f)
+		fclose(f);
+	else
+		close(fd[0]);
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		got = 0;
+	return got ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- first touch */
@@ -170,29 +216,79 @@ static double stream_overshoot(const char *ahead)
 	return median(v, REPS);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], SEED_MALLOC_ARG)) {
+		double small = churn_ns(100, SEED_OPS, 1);
+		printf("%.3f %.3f\n", small, churn_ns(100000, SEED_OPS, 1));
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "usage: bench_core\n");
+		return 2;
+	}
 	printf("MeMS core benchmarks (median of %d runs; ratios are what counts)\n\n", REPS);
 
-	/* 1. scaling */
-	double small[2][REPS], large[2][REPS], s[2], l[2];
+	/* 1. scaling: MeMS here, the mallocs each in a process of its own,
+	 * the runs interleaved */
+	char pj[256], pm[256], pt[256];
+	struct { const char *name, *key, *lib; } al[] = {
+		{ "MeMS seed API", "", NULL },
+		{ "glibc", "_glibc", NULL },
+		{ "jemalloc", "_jemalloc", lib_path("libjemalloc.so.2", pj, sizeof pj) },
+		{ "mimalloc", "_mimalloc", lib_path("libmimalloc.so.2", pm, sizeof pm) },
+		{ "tcmalloc", "_tcmalloc", lib_path("libtcmalloc_minimal.so.4", pt, sizeof pt) },
+	};
+	enum { NAL = sizeof al / sizeof al[0] };
+	double small[NAL][REPS], large[NAL][REPS], s[NAL], l[NAL];
 	for (int r = 0; r < REPS; r++)
-		for (int c = 0; c < 2; c++) {
-			small[c][r] = churn_ns(100, 200000, c);
-			large[c][r] = churn_ns(100000, 200000, c);
+		for (int a = 0; a < NAL; a++) {
+			if (a == 0) {
+				small[a][r] = churn_ns(100, SEED_OPS, 0);
+				large[a][r] = churn_ns(100000, SEED_OPS, 0);
+			} else if ((a == 1 || al[a].lib) &&
+				   seed_malloc_run(al[a].lib, &small[a][r], &large[a][r]) != 0) {
+				fprintf(stderr, "bench: the seed pattern under %s failed\n", al[a].name);
+				return 1;
+			}
 		}
-	for (int c = 0; c < 2; c++) {
-		s[c] = median(small[c], REPS);
-		l[c] = median(large[c], REPS);
-	}
+	for (int a = 0; a < NAL; a++)
+		if (a < 2 || al[a].lib) {
+			s[a] = median(small[a], REPS);
+			l[a] = median(large[a], REPS);
+		}
 	printf("free + malloc + get + a write, per operation pair (a random one of the\n"
-	       "live blocks freed, 16-515 bytes allocated; glibc: no get)\n");
-	printf("  %-26s %14s %14s\n", "", "MeMS seed API", "glibc malloc");
-	printf("  %-26s %11.1f ns %11.1f ns\n", "100 live segments", s[0], s[1]);
-	printf("  %-26s %11.1f ns %11.1f ns\n", "100,000 live segments", l[0], l[1]);
-	printf("  %-26s %13.2fx %13.2fx\n\n", "ratio 100,000 / 100", l[0] / s[0], l[1] / s[1]);
-	bench_result("scaling_100k_vs_100", l[0] / s[0]);
-	bench_result("scaling_100k_vs_100_glibc", l[1] / s[1]);
+	       "live blocks freed, 16-515 bytes allocated; the mallocs: no get)\n");
+	printf("  %-24s", "");
+	for (int a = 0; a < NAL; a++)
+		if (a < 2 || al[a].lib)
+			printf(" %*s", a ? 11 : 14, al[a].name);
+	static const char *const row[] = { "100 live segments", "100,000 live segments",
+					   "ratio 100,000 / 100" };
+	for (int i = 0; i < 3; i++) {
+		printf("\n  %-24s", row[i]);
+		for (int a = 0; a < NAL; a++) {
+			if (a >= 2 && !al[a].lib)
+				continue;
+			double v = i == 0 ? s[a] : i == 1 ? l[a] : l[a] / s[a];
+			if (i < 2)
+				printf(" %*.1f ns", a ? 8 : 11, v);
+			else
+				printf(" %*.2fx", a ? 10 : 13, v);
+		}
+	}
+	printf("\n");
+	for (int a = 2; a < NAL; a++)
+		if (!al[a].lib)
+			printf("  (%s not installed: apt-get install lib%s-dev)\n", al[a].name,
+			       a == 4 ? "google-perftools" : al[a].name);
+	printf("\n");
+	for (int a = 0; a < NAL; a++)
+		if (a < 2 || al[a].lib) {
+			char key[64];
+			snprintf(key, sizeof key, "scaling_100k_vs_100%s", al[a].key);
+			bench_result(key, l[a] / s[a]);
+		}
 
 	/* 2. first touch */
 	size_t pages = 65536;                  /* 256 MiB */

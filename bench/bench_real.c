@@ -108,18 +108,6 @@ static struct churned churn_fold(const struct churned *c, int n)
 	return (struct churned){ median(s, n), median(a, n), peak };
 }
 
-static const char *lib_path(const char *name, char *buf, size_t len)
-{
-	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
-					    "/usr/local/lib" };
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		snprintf(buf, len, "%s/%s", dirs[i], name);
-		if (access(buf, R_OK) == 0)
-			return buf;
-	}
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2) {

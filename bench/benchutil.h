@@ -1,6 +1,6 @@
 /*
  * benchutil.h - what the benchmarks share: a clock, medians, a generator,
- * command-line counts, the summary's figures.
+ * command-line counts, the summary's figures, the peers' libraries.
  */
 #ifndef MEMS_BENCHUTIL_H
 #define MEMS_BENCHUTIL_H
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double now(void)
 {
@@ -60,6 +61,20 @@ static inline void bench_result(const char *key, double value)
 		fprintf(f, "%s %.6g\n", key, value);
 		fclose(f);
 	}
+}
+
+/* The path of shared library name (an allocator to preload) in the usual
+ * library directories, written to buf; NULL when it is not installed. */
+static inline const char *lib_path(const char *name, char *buf, size_t len)
+{
+	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
+					    "/usr/local/lib" };
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(buf, len, "%s/%s", dirs[i], name);
+		if (access(buf, R_OK) == 0)
+			return buf;
+	}
+	return NULL;
 }
 
 #endif
