@@ -20,6 +20,7 @@
  * Each figure is the median of several repetitions, the peers' runs
  * interleaved.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -219,6 +220,13 @@ static double stream_overshoot(const char *ahead)
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], SEED_MALLOC_ARG)) {
+		/* ld.so only warns when a preload cannot be loaded, and the
+		 * run would time glibc under the peer's name */
+		const char *lib = getenv("LD_PRELOAD");
+		if (lib && *lib && !dlopen(lib, RTLD_NOW | RTLD_NOLOAD)) {
+			fprintf(stderr, "bench: %s is not loaded\n", lib);
+			return 1;
+		}
 		double small = churn_ns(100, SEED_OPS, 1);
 		printf("%.3f %.3f\n", small, churn_ns(100000, SEED_OPS, 1));
 		return 0;
@@ -231,15 +239,13 @@ int main(int argc, char **argv)
 
 	/* 1. scaling: MeMS here, the mallocs each in a process of its own,
 	 * the runs interleaved */
-	char pj[256], pm[256], pt[256];
-	struct { const char *name, *key, *lib; } al[] = {
-		{ "MeMS seed API", "", NULL },
-		{ "glibc", "_glibc", NULL },
-		{ "jemalloc", "_jemalloc", lib_path("libjemalloc.so.2", pj, sizeof pj) },
-		{ "mimalloc", "_mimalloc", lib_path("libmimalloc.so.2", pm, sizeof pm) },
-		{ "tcmalloc", "_tcmalloc", lib_path("libtcmalloc_minimal.so.4", pt, sizeof pt) },
-	};
-	enum { NAL = sizeof al / sizeof al[0] };
+	enum { NAL = 2 + NPEER_LIBS };
+	struct { const char *name, *lib; } al[NAL] = { { "MeMS seed API", NULL }, { "glibc", NULL } };
+	char paths[NPEER_LIBS][256];
+	for (int i = 0; i < NPEER_LIBS; i++) {
+		al[2 + i].name = peer_lib(i)->name;
+		al[2 + i].lib = peer_lib_path(i, paths[i], sizeof paths[i]);
+	}
 	double small[NAL][REPS], large[NAL][REPS], s[NAL], l[NAL];
 	for (int r = 0; r < REPS; r++)
 		for (int a = 0; a < NAL; a++) {
@@ -280,13 +286,14 @@ int main(int argc, char **argv)
 	printf("\n");
 	for (int a = 2; a < NAL; a++)
 		if (!al[a].lib)
-			printf("  (%s not installed: apt-get install lib%s-dev)\n", al[a].name,
-			       a == 4 ? "google-perftools" : al[a].name);
+			printf("  (%s not installed: apt-get install %s)\n", al[a].name,
+			       peer_lib(a - 2)->package);
 	printf("\n");
 	for (int a = 0; a < NAL; a++)
 		if (a < 2 || al[a].lib) {
 			char key[64];
-			snprintf(key, sizeof key, "scaling_100k_vs_100%s", al[a].key);
+			snprintf(key, sizeof key, "scaling_100k_vs_100%s%s", a ? "_" : "",
+				 a ? al[a].name : "");
 			bench_result(key, l[a] / s[a]);
 		}
 

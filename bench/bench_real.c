@@ -140,15 +140,13 @@ int main(int argc, char **argv)
 	}
 
 	/* 1. the churn under every allocator, the runs interleaved */
-	char pj[256], pm[256], pt[256];
-	struct { const char *name, *key, *lib; } al[] = {
-		{ "glibc", "glibc", NULL },
-		{ "MeMS", "mems", preload },
-		{ "jemalloc", "jemalloc", lib_path("libjemalloc.so.2", pj, sizeof pj) },
-		{ "mimalloc", "mimalloc", lib_path("libmimalloc.so.2", pm, sizeof pm) },
-		{ "tcmalloc", "tcmalloc", lib_path("libtcmalloc_minimal.so.4", pt, sizeof pt) },
-	};
-	enum { NAL = sizeof al / sizeof al[0] };
+	enum { NAL = 2 + NPEER_LIBS };
+	struct { const char *name, *lib; } al[NAL] = { { "glibc", NULL }, { "MeMS", preload } };
+	char paths[NPEER_LIBS][256];
+	for (int i = 0; i < NPEER_LIBS; i++) {
+		al[2 + i].name = peer_lib(i)->name;
+		al[2 + i].lib = peer_lib_path(i, paths[i], sizeof paths[i]);
+	}
 	char churn_cmd[4300];
 	snprintf(churn_cmd, sizeof churn_cmd, "%s 20000 5000000", churn);
 	struct churned runs[NAL][REPS], res[NAL];
@@ -166,8 +164,8 @@ int main(int argc, char **argv)
 	double g_s = res[0].secs, g_a = res[0].after_kib;
 	for (int a = 0; a < NAL; a++) {
 		if (a >= 2 && !al[a].lib) {
-			printf("  %-10s not installed (apt-get install lib%s-dev)\n", al[a].name,
-			       a == 4 ? "google-perftools" : al[a].key);
+			printf("  %-10s not installed (apt-get install %s)\n", al[a].name,
+			       peer_lib(a - 2)->package);
 			continue;
 		}
 		double s = res[a].secs, af = res[a].after_kib;
@@ -180,7 +178,7 @@ int main(int argc, char **argv)
 			bench_result("churn_rss_after_free_vs_glibc", af / g_a);
 		} else if (a >= 2) {
 			char key[64];
-			snprintf(key, sizeof key, "churn_time_vs_%s", al[a].key);
+			snprintf(key, sizeof key, "churn_time_vs_%s", al[a].name);
 			bench_result(key, res[1].secs / s);
 		}
 	}

@@ -63,14 +63,28 @@ static inline void bench_result(const char *key, double value)
 	}
 }
 
-/* The path of shared library name (an allocator to preload) in the usual
- * library directories, written to buf; NULL when it is not installed. */
-static inline const char *lib_path(const char *name, char *buf, size_t len)
+/* The allocators besides glibc that the benchmarks preload, and the
+ * Debian package each comes in: peer i of NPEER_LIBS. */
+struct peer_lib { const char *name, *soname, *package; };
+#define NPEER_LIBS 3
+static inline const struct peer_lib *peer_lib(int i)
+{
+	static const struct peer_lib t[NPEER_LIBS] = {
+		{ "jemalloc", "libjemalloc.so.2", "libjemalloc-dev" },
+		{ "mimalloc", "libmimalloc.so.2", "libmimalloc-dev" },
+		{ "tcmalloc", "libtcmalloc_minimal.so.4", "libgoogle-perftools-dev" },
+	};
+	return &t[i];
+}
+
+/* The path of peer i's library in the usual library directories, written
+ * to buf; NULL when it is not installed. */
+static inline const char *peer_lib_path(int i, char *buf, size_t len)
 {
 	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
 					    "/usr/local/lib" };
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		snprintf(buf, len, "%s/%s", dirs[i], name);
+	for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+		snprintf(buf, len, "%s/%s", dirs[d], peer_lib(i)->soname);
 		if (access(buf, R_OK) == 0)
 			return buf;
 	}
