@@ -49,6 +49,12 @@
  * proved they are reused; FIFO (umap's policy) cannot tell them apart.
  * The measurement is in docs/DESIGN.md.
  *
+ * Free pages.  A purge delay keeps freed pages resident, and they count
+ * against the cap.  They go first: choose_free() gathers them and
+ * give_back_free() gives them back with no write (see there for why a
+ * page made live again meanwhile loses nothing).  The hand passes over
+ * pages that are not live, so a free page never gets a slot.
+ *
  * Errors.  A write that fails (ENOSPC, EIO) loses nothing: the page's
  * protection is lifted and it stays resident, beyond the cap if need be;
  * a diagnostic is printed once, the store_errors counter counts the pages,
@@ -111,6 +117,11 @@ struct mems_evict {
 	uint64_t *ref;                 /* the CLOCK reference bits */
 	size_t map_bytes, slot_bytes;
 	uint64_t hand;
+	/* free pages kept resident by a purge delay may exist (a free set
+	 * it; a sweep of choose_free() that found too few clears it), and
+	 * where the last sweep stopped */
+	int free_kept;
+	uint64_t free_hand;
 	/* fifo (MEMS_EVICT_POLICY=fifo, for comparison): pages in the order
 	 * they came in; an entry whose seq no longer matches the page's is
 	 * stale (the page left and came back, or was freed) */
@@ -229,13 +240,13 @@ static void drop_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int kind)
 	trace_pages(pg, kind, pi, n, t0, 0);
 }
 
-/* The CLOCK hand: up to BATCH resident pages, not being evicted, whose
- * reference bit was already clear. */
+/* A FIFO entry still names a page that may be evicted: resident, live,
+ * not being evicted, and queued since it last came in. */
 static int fifo_valid(struct mems_pager *pg, const struct fent *e)
 {
 	struct mems_evict *ev = pg->ev;
 	return ev->seq[e->pi] == e->seq && map_get(pg->resident, e->pi) &&
-	       !map_get(ev->evicting, e->pi);
+	       !map_get(ev->evicting, e->pi) && pager_live_get(pg, e->pi);
 }
 
 /* Queue pages [pi, pi+n) as just come in. */
@@ -275,6 +286,72 @@ static unsigned choose_fifo(struct mems_pager *pg, uint64_t *victims)
 	return n;
 }
 
+/* Pages cannot be write protected, so they cannot be evicted or given
+ * back now: like a store failure, the handler stops waiting for room
+ * until the evictor retries. */
+static void protect_failed(struct mems_evict *ev)
+{
+	if (!ev->wp_reported++)
+		mems_diag("evictor: cannot write protect pages: %s; pages stay resident beyond "
+			  "the cap", mems_strerror(errno));
+	stall(ev);
+}
+
+/* Free pages a purge delay keeps resident (not live, not being evicted):
+ * up to BATCH of them, in address order from where the last sweep
+ * stopped.  They go first: giving one back costs no write. */
+static unsigned choose_free(struct mems_pager *pg, uint64_t *victims)
+{
+	struct mems_evict *ev = pg->ev;
+	uint64_t words = (committed_pages(pg) + 63) / 64;
+	unsigned n = 0;
+
+	if (!ev->free_kept || !words)
+		return 0;
+	uint64_t start = ev->free_hand % words;
+	for (uint64_t k = 0; k < words && n < BATCH; k++) {
+		uint64_t w = (start + k) % words;
+		uint64_t c = __atomic_load_n(&pg->resident[w], __ATOMIC_RELAXED) &
+			     ~atomic_load_explicit(&pg->live[w], memory_order_relaxed) &
+			     ~__atomic_load_n(&ev->evicting[w], __ATOMIC_RELAXED);
+		for (; c && n < BATCH; c &= c - 1)
+			victims[n++] = w * 64 + (uint64_t)__builtin_ctzll(c);
+		ev->free_hand = w;
+	}
+	if (n < BATCH)
+		ev->free_kept = 0;      /* swept them all */
+	return n;
+}
+
+/* Give back the free pages victims[0..n) (in choose_free()'s order: runs
+ * of consecutive pages are given back together).  The allocator may
+ * make one live again at any moment without pg->lock, and the program
+ * then writes to it: so each run is write protected first, and only then
+ * are the pages that are still not live given back (pager_purge_locked
+ * looks).  A write after the protection waits on its fault for pg->lock,
+ * held throughout, and finds the page missing: it is zero filled, as a
+ * page given back is.  Pages found live again have the protection lifted.
+ * 0, or -1 when a protection failed (the runs before it went back). */
+static int give_back_free(struct mems_pager *pg, const uint64_t *victims, unsigned n)
+{
+	for (unsigned i = 0; i < n;) {
+		unsigned j = i + 1;
+		while (j < n && victims[j] == victims[j - 1] + 1)
+			j++;
+		uint64_t lo = victims[i], hi = victims[j - 1] + 1;
+		if (protect(pg, lo, hi - lo, 1) != 0)
+			return -1;
+		pager_purge_locked(pg, lo, hi);
+		for (uint64_t k = lo; k < hi; k++)
+			if (map_get(pg->resident, k))
+				protect(pg, k, 1, 0);
+		i = j;
+	}
+	return 0;
+}
+
+/* The CLOCK hand: up to BATCH resident live pages, not being evicted,
+ * whose reference bit was already clear. */
 static unsigned choose(struct mems_pager *pg, uint64_t *victims)
 {
 	if (pg->ev->fifo) {
@@ -298,7 +375,9 @@ static unsigned choose(struct mems_pager *pg, uint64_t *victims)
 			scanned += 64;
 			continue;
 		}
-		if (map_get(pg->resident, h) && !map_get(ev->evicting, h)) {
+		/* a free page (not live) is choose_free()'s, or its free is
+		 * on its way: writing it out would only keep a slot for it */
+		if (map_get(pg->resident, h) && !map_get(ev->evicting, h) && pager_live_get(pg, h)) {
 			if (map_get(ev->ref, h)) {
 				map_clear(ev->ref, h);
 			} else {
@@ -351,8 +430,14 @@ static void evict_batch(struct mems_pager *pg)
 	struct mems_evict *ev = pg->ev;
 	uint64_t victims[BATCH], dirty[BATCH], slots[BATCH];
 	int res[BATCH];
-	unsigned nv = choose(pg, victims), nd = 0;
+	unsigned nv = choose_free(pg, victims), nd = 0;
 
+	if (nv) {
+		if (give_back_free(pg, victims, nv) != 0)
+			protect_failed(ev);
+		return;
+	}
+	nv = choose(pg, victims);
 	if (!nv) {
 		/* nothing can be evicted (every resident page is being evicted
 		 * or poisoned): stop the handler waiting, as for a failed write,
@@ -389,15 +474,10 @@ static void evict_batch(struct mems_pager *pg)
 		while (j < nd && dirty[j] == dirty[j - 1] + 1)
 			j++;
 		if (protect(pg, dirty[i], j - i, 1) != 0) {
-			/* cannot evict these: like a store failure, the handler
-			 * stops waiting for room until the evictor retries */
-			if (!ev->wp_reported++)
-				mems_diag("evictor: cannot write protect pages: %s; pages stay "
-					  "resident beyond the cap", mems_strerror(errno));
 			for (unsigned k = i; k < j; k++)
 				store_slot_free(&ev->store, slots[k]);
 			ev->store_errors += j - i;
-			stall(ev);
+			protect_failed(ev);
 		} else {
 			for (unsigned k = i; k < j; k++) {
 				dirty[keep] = dirty[k];
@@ -651,9 +731,11 @@ uint64_t evict_wp_fault(struct mems_pager *pg, uint64_t pi, uint64_t max)
 	return n;
 }
 
-void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi)
+void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi, int kept)
 {
 	struct mems_evict *ev = pg->ev;
+	if (kept)
+		ev->free_kept = 1;
 	for (uint64_t i = lo; i < hi;) {
 		if (!(i % 64) && i + 64 <= hi &&
 		    !__atomic_load_n(&ev->slotted[i / 64], __ATOMIC_RELAXED) &&

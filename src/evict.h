@@ -55,8 +55,10 @@ uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int wri
  * after it (a sequential writer's next pages), dirty.  Returns how many. */
 uint64_t evict_wp_fault(struct mems_pager *pg, uint64_t pi, uint64_t max);
 /* Pages [lo, hi) are wholly free: cancel their eviction and free their
- * slots (pager_release then drops what is resident). */
-void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi);
+ * slots (pager_release then drops what is resident).  With kept, they
+ * stay resident for a purge delay: the evictor gives such pages back
+ * before it evicts any page in use. */
+void evict_release(struct mems_pager *pg, uint64_t lo, uint64_t hi, int kept);
 
 void evict_fork_prepare(struct mems_pager *pg);
 void evict_fork_parent(struct mems_pager *pg);

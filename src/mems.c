@@ -221,7 +221,7 @@ int mems_init_locked(void)
 	 * does), before destructors run: keep a copy for the report at exit. */
 	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
 	int64_t delay = opt_int(OPT_PURGE_DELAY);
-	mems_g.purge_delay_ns = cf.cap ? 0 : delay < 0 ? -1 : delay * 1000000;
+	mems_g.purge_delay_ns = delay < 0 ? -1 : delay * 1000000;
 	/* a fault's round trip to the handler costs 20-100 us here, the
 	 * ioctl from the allocating thread 1-2 us a page (PERFORMANCE.md) */
 	mems_g.populate_max = mems_g.pg.mode == MEMS_PAGER_UFFD && !cf.cap

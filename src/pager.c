@@ -124,11 +124,6 @@ static void bit_clear(struct mems_pager *pg, uint64_t i)
 	__atomic_fetch_and(&pg->resident[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
 }
 
-static int live_get(const struct mems_pager *pg, uint64_t i)
-{
-	return (atomic_load_explicit(&pg->live[i / 64], memory_order_acquire) >> (i % 64)) & 1;
-}
-
 /* The bits of word *lo / 64 that pages [*lo, hi) cover; *lo moves to the
  * next word's first page (or hi).  For walking a page range a word at a
  * time. */
@@ -499,7 +494,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 	if (!pg->ev && back) {
 		/* a stream going down: the window ends at pi */
 		uint64_t lo = pi;
-		while (pi - lo + 1 < w && lo > 0 && !taken(pg, lo - 1) && live_get(pg, lo - 1))
+		while (pi - lo + 1 < w && lo > 0 && !taken(pg, lo - 1) && pager_live_get(pg, lo - 1))
 			lo--;
 		pg->streams[back - 1].start = lo;
 		int woke;
@@ -520,7 +515,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		bhi = blo + b < lim ? blo + b : lim;
 		w = (uint32_t)(bhi - pi);
 	}
-	while (n < w && pi + n < lim && !taken(pg, pi + n) && live_get(pg, pi + n) &&
+	while (n < w && pi + n < lim && !taken(pg, pi + n) && pager_live_get(pg, pi + n) &&
 	       !(pg->ev && evict_swapped(pg, pi + n)))
 		n++;
 	uint64_t ahead = 0;
@@ -529,7 +524,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 		 * window (reads map the zero page, which costs no memory: they
 		 * are left to the handler) */
 		while (ahead < w && pi + n + ahead < lim && !bit_get(pg, pi + n + ahead) &&
-		       live_get(pg, pi + n + ahead))
+		       pager_live_get(pg, pi + n + ahead))
 			ahead++;
 		if (ahead)
 			ahead_post(pg, pi + n, ahead);
@@ -545,10 +540,10 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 			i += n - 1;
 			continue;
 		}
-		if (taken(pg, i) || !live_get(pg, i))
+		if (taken(pg, i) || !pager_live_get(pg, i))
 			continue;
 		uint64_t j = i;
-		while (j < bhi && j != pi && !taken(pg, j) && live_get(pg, j))
+		while (j < bhi && j != pi && !taken(pg, j) && pager_live_get(pg, j))
 			j++;
 		int w2;
 		err = populate_run(pg, i, j - i, write, &w2);
@@ -984,9 +979,7 @@ static void release_failed(struct mems_pager *pg)
 			  mems_strerror(errno));
 }
 
-/* Give back the resident pages of [lo, hi) that are not live (pg->lock
- * held). */
-static void purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
+void pager_purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 {
 	uint64_t freed = 0;
 	for (uint64_t i = lo; i < hi;) {
@@ -995,12 +988,12 @@ static void purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 			i += 64;
 			continue;
 		}
-		if (!bit_get(pg, i) || live_get(pg, i)) {
+		if (!bit_get(pg, i) || pager_live_get(pg, i)) {
 			i++;
 			continue;
 		}
 		uint64_t j = i;
-		while (j < hi && bit_get(pg, j) && !live_get(pg, j))
+		while (j < hi && bit_get(pg, j) && !pager_live_get(pg, j))
 			j++;
 		if (os_release(pg->base + i * pg->ps, (j - i) * pg->ps) != 0) {
 			release_failed(pg);
@@ -1029,7 +1022,7 @@ void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len)
 		bits_set(pg, lo, hi - lo);
 	if (pg->ev) {
 		pager_lock(pg);
-		evict_release(pg, lo, hi);
+		evict_release(pg, lo, hi, 1);
 		pthread_mutex_unlock(&pg->lock);
 	}
 }
@@ -1042,8 +1035,8 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len)
 		bits_set(pg, lo, hi - lo);
 	pager_lock(pg);
 	if (pg->ev)
-		evict_release(pg, lo, hi);
-	purge_locked(pg, lo, hi);
+		evict_release(pg, lo, hi, 0);
+	pager_purge_locked(pg, lo, hi);
 	pthread_mutex_unlock(&pg->lock);
 }
 
@@ -1074,13 +1067,13 @@ uint64_t pager_purge_scan(struct mems_pager *pg)
 			     ~atomic_load_explicit(&pg->live[w], memory_order_relaxed);
 		uint64_t due = c & pg->seen[w];
 		if (due) {
-			/* runs of due pages (purge_locked spares live ones) */
+			/* runs of due pages (pager_purge_locked spares live ones) */
 			for (uint64_t d = due; d;) {
 				unsigned b = (unsigned)__builtin_ctzll(d);
 				unsigned e = b;
 				while (e < 64 && (d >> e & 1))
 					e++;
-				purge_locked(pg, w * 64 + b, w * 64 + e);
+				pager_purge_locked(pg, w * 64 + b, w * 64 + e);
 				d &= e == 64 ? 0 : ~0ull << e;
 			}
 		}

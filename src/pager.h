@@ -101,6 +101,16 @@ void pager_release(struct mems_pager *pg, uint64_t off, uint64_t len);
  * live; their store slots freed), and are given back later by
  * pager_purge_scan(), which spares pages that have become live again. */
 void pager_free_range(struct mems_pager *pg, uint64_t off, uint64_t len);
+/* Page i overlaps a live segment.  The allocator writes the live bits
+ * under its own lock, not pg->lock, so they are read atomically. */
+static inline int pager_live_get(const struct mems_pager *pg, uint64_t i)
+{
+	return (atomic_load_explicit(&pg->live[i / 64], memory_order_acquire) >> (i % 64)) & 1;
+}
+/* Give back the resident pages of [lo, hi) (page numbers) that are not
+ * live (pg->lock held); counted as released.  The purge scan's, and the
+ * evictor's for the free pages a purge delay keeps (evict.c). */
+void pager_purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi);
 /* Under the allocator lock, once per purge delay (purge.c): give back the
  * pages found free but resident by the last scan too, and remember the
  * ones found so now.  A page allocated meanwhile (pager_mark_live) starts

@@ -396,6 +396,122 @@ START_TEST(clean_pages_are_dropped_without_a_write)
 }
 END_TEST
 
+/* A purge delay holds under a cap: freed pages stay resident, counted,
+ * until the cap needs their room; then the evictor gives them back before
+ * it evicts anything in use, and with no write to the store. */
+START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
+{
+	enum { BLOCKS = 128, BLOCK_PAGES = 4 };
+	const uint64_t cap = (CAP_MIB << 20) / PS, b_pages = cap * 3 / 4;
+	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
+	start_cap("4M");
+	/* half a cap of blocks; three in four freed, so that the free pages
+	 * are scattered over the bitmaps' words */
+	unsigned char *a[BLOCKS];
+	for (int i = 0; i < BLOCKS; i++)
+		a[i] = filled(BLOCK_PAGES, (uint64_t)i);
+	uint64_t before = t_stats().pages_touched;
+	for (int i = 0; i < BLOCKS; i++)
+		if (i % 4) {
+			mems_ptr_free(a[i]);
+			a[i] = NULL;
+		}
+	struct mems_stats s = settled();
+	ck_assert_uint_eq(s.pages_touched, before);
+	ck_assert_uint_eq(s.pages_released, 0);
+
+	/* the new block does not fit beside them: the free pages make room */
+	unsigned char *b = filled(b_pages, 1000);
+	uint64_t bad = 0;
+	for (uint64_t i = 0; i < b_pages; i++)
+		bad += !check(b + i * PS, i, 1000);
+	for (int i = 0; i < BLOCKS; i += 4)
+		for (uint64_t k = 0; k < BLOCK_PAGES; k++)
+			bad += !check(a[i] + k * PS, k, (uint64_t)i);
+	ck_assert_uint_eq(bad, 0);
+	s = settled();
+	ck_assert_uint_le(s.pages_touched, cap);
+	ck_assert_uint_eq(s.evictions, 0);
+	ck_assert_uint_eq(s.store_written, 0);
+	ck_assert_uint_ge(s.pages_released, before + b_pages - cap);
+	ck_assert_uint_eq(s.pages_touched, t_mincore());
+	ck_assert_int_eq(mems_check(), 0);
+	mems_ptr_free(b);
+	for (int i = 0; i < BLOCKS; i += 4)
+		mems_ptr_free(a[i]);
+}
+END_TEST
+
+/* Threads allocate, fill, check and free blocks under a cap that keeps
+ * the evictor giving free pages back while they are allocated again: a
+ * page made live and written during its give-back keeps the write. */
+struct churner {
+	uint64_t seed, bad, ops;
+};
+
+static void *churn_blocks(void *arg)
+{
+	enum { SLOTS = 12 };
+	struct churner *c = arg;
+	unsigned char *blk[SLOTS] = { 0 };
+	uint64_t len[SLOTS] = { 0 }, ver[SLOTS] = { 0 };
+	for (uint64_t op = 0; op < c->ops; op++) {
+		unsigned k = (unsigned)(t_rand(&c->seed) % SLOTS);
+		if (blk[k]) {
+			for (uint64_t i = 0; i < len[k]; i++)
+				c->bad += !check(blk[k] + i * PS, i, ver[k]);
+			mems_ptr_free(blk[k]);
+		}
+		len[k] = 1 + t_rand(&c->seed) % 24;
+		ver[k] = op;
+		blk[k] = mems_ptr_malloc(len[k] * PS);
+		if (!blk[k]) {
+			c->bad++;
+			continue;
+		}
+		for (uint64_t i = 0; i < len[k]; i++)
+			fill(blk[k] + i * PS, i, ver[k]);
+	}
+	for (unsigned k = 0; k < SLOTS; k++)
+		if (blk[k]) {
+			for (uint64_t i = 0; i < len[k]; i++)
+				c->bad += !check(blk[k] + i * PS, i, ver[k]);
+			mems_ptr_free(blk[k]);
+		}
+	return NULL;
+}
+
+START_TEST(threads_reuse_free_pages_while_the_evictor_gives_them_back)
+{
+	enum { THREADS = 4 };
+	static const char *const policy[] = { "clock", "fifo" };
+	ck_assert_int_eq(mems_option_set("evict_policy", policy[_i]), 0);
+	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
+	start_cap("1M");
+	pthread_t th[THREADS];
+	struct churner c[THREADS];
+	for (int t = 0; t < THREADS; t++) {
+		c[t] = (struct churner){ .seed = 991 + (uint64_t)t, .ops = 3000 };
+		pthread_create(&th[t], NULL, churn_blocks, &c[t]);
+	}
+	uint64_t bad = 0;
+	for (int t = 0; t < THREADS; t++) {
+		pthread_join(th[t], NULL);
+		bad += c[t].bad;
+	}
+	ck_assert_uint_eq(bad, 0);
+	struct mems_stats s = settled();
+	/* with no purge, only the evictor gives free pages back */
+	ck_assert_uint_gt(s.pages_released, 0);
+	ck_assert_uint_le(s.pages_touched, s.resident_cap);
+	ck_assert_uint_eq(s.pages_touched, t_mincore());
+	ck_assert_int_eq(mems_check(), 0);
+	fprintf(stderr, "evict: free pages reused under a 1 MiB cap (%s): %llu given back, "
+		"%llu evictions, %llu page-ins\n", policy[_i], (unsigned long long)s.pages_released,
+		(unsigned long long)s.evictions, (unsigned long long)s.page_ins);
+}
+END_TEST
+
 struct hammer {
 	volatile uint64_t *words;
 	unsigned n;
@@ -752,6 +868,7 @@ Suite *evict_suite(void)
 	tcase_add_test(tc, full_store_on_tmpfs_loses_nothing);
 	tcase_add_test(tc, stats_show_the_cap_only_when_set);
 	tcase_add_test(tc, trace_records_evictions_and_page_ins);
+	tcase_add_test(tc, freed_pages_under_a_cap_wait_for_the_delay_and_go_first);
 	suite_add_tcase(s, tc);
 	/* run under ThreadSanitizer too (make check-tsan) */
 	tc = tcase_create("threads");
@@ -759,6 +876,7 @@ Suite *evict_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, working_set_8x_cap_with_threads);
 	tcase_add_test(tc, writes_during_eviction_are_kept);
+	tcase_add_loop_test(tc, threads_reuse_free_pages_while_the_evictor_gives_them_back, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -648,18 +648,6 @@ START_TEST(without_a_purge_thread_frees_give_pages_back)
 }
 END_TEST
 
-START_TEST(resident_cap_means_no_purge_delay)
-{
-	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
-	ck_assert_int_eq(mems_option_set("resident_max", "4M"), 0);
-	start("uffd");
-	char *p = mems_ptr_malloc(1 << 20);
-	memset(p, 1, 1 << 20);
-	mems_ptr_free(p);
-	ck_assert_uint_eq(t_stats().pages_touched, 0);
-}
-END_TEST
-
 Suite *pager_suite(void)
 {
 	Suite *s = suite_create("pager");
@@ -690,7 +678,6 @@ Suite *pager_suite(void)
 	tcase_add_loop_test(tc, every_freed_range_goes_back_after_the_delay, 0, 2);
 	tcase_add_loop_test(tc, fork_child_keeps_the_purge_delay, 0, 2);
 	tcase_add_loop_test(tc, without_a_purge_thread_frees_give_pages_back, 0, 2);
-	tcase_add_test(tc, resident_cap_means_no_purge_delay);
 	suite_add_tcase(s, tc);
 	return s;
 }

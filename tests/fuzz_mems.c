@@ -106,7 +106,9 @@ static void after_op(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	/* uffd, kernel, uffd with a 1 MiB cap, uffd with small blocks in runs */
+	/* uffd, kernel, uffd with a 1 MiB cap (freed pages given back at
+	 * once, or kept for the evictor to give back), uffd with small blocks
+	 * in runs */
 	static const char *const pagers[] = { "uffd", "kernel", "uffd", "uffd" };
 	if (len < 1)
 		return 0;
@@ -115,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	mems_option_set("pager", pagers[mode]);
 	mems_option_set("span_size", "256M");
 	mems_option_set("resident_max", mode == 2 ? "1M" : "0");
+	mems_option_set("purge_delay", mode == 2 && data[0] / 4 % 2 ? "-1" : "0");
 	mems_option_set("small_runs", mode == 3 ? "1" : "0");
 	if (mems_try_init() != 0)
 		die("mems_try_init failed", -1);
