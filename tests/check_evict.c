@@ -405,14 +405,14 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 	const uint64_t cap = (CAP_MIB << 20) / PS, b_pages = cap * 3 / 4;
 	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
 	start_cap("4M");
-	/* half a cap of blocks; three in four freed, so that the free pages
+	/* half a cap of blocks; seven in eight freed, so that the free pages
 	 * are scattered over the bitmaps' words */
 	unsigned char *a[BLOCKS];
 	for (int i = 0; i < BLOCKS; i++)
 		a[i] = filled(BLOCK_PAGES, (uint64_t)i);
 	uint64_t before = t_stats().pages_touched;
 	for (int i = 0; i < BLOCKS; i++)
-		if (i % 4) {
+		if (i % 8) {
 			mems_ptr_free(a[i]);
 			a[i] = NULL;
 		}
@@ -425,7 +425,7 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 	uint64_t bad = 0;
 	for (uint64_t i = 0; i < b_pages; i++)
 		bad += !check(b + i * PS, i, 1000);
-	for (int i = 0; i < BLOCKS; i += 4)
+	for (int i = 0; i < BLOCKS; i += 8)
 		for (uint64_t k = 0; k < BLOCK_PAGES; k++)
 			bad += !check(a[i] + k * PS, k, (uint64_t)i);
 	ck_assert_uint_eq(bad, 0);
@@ -437,7 +437,7 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 	ck_assert_uint_eq(s.pages_touched, t_mincore());
 	ck_assert_int_eq(mems_check(), 0);
 	mems_ptr_free(b);
-	for (int i = 0; i < BLOCKS; i += 4)
+	for (int i = 0; i < BLOCKS; i += 8)
 		mems_ptr_free(a[i]);
 }
 END_TEST
