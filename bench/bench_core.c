@@ -240,12 +240,9 @@ int main(int argc, char **argv)
 	/* 1. scaling: MeMS here, the mallocs each in a process of its own,
 	 * the runs interleaved */
 	enum { NAL = 2 + NPEER_LIBS };
-	struct { const char *name, *lib; } al[NAL] = { { "MeMS seed API", NULL }, { "glibc", NULL } };
+	struct bench_alloc al[NAL] = { { "MeMS seed API", NULL }, { "glibc", NULL } };
 	char paths[NPEER_LIBS][256];
-	for (int i = 0; i < NPEER_LIBS; i++) {
-		al[2 + i].name = peer_lib(i)->name;
-		al[2 + i].lib = peer_lib_path(i, paths[i], sizeof paths[i]);
-	}
+	peer_allocs(al + 2, paths);
 	double small[NAL][REPS], large[NAL][REPS], s[NAL], l[NAL];
 	for (int r = 0; r < REPS; r++)
 		for (int a = 0; a < NAL; a++) {

@@ -141,12 +141,9 @@ int main(int argc, char **argv)
 
 	/* 1. the churn under every allocator, the runs interleaved */
 	enum { NAL = 2 + NPEER_LIBS };
-	struct { const char *name, *lib; } al[NAL] = { { "glibc", NULL }, { "MeMS", preload } };
+	struct bench_alloc al[NAL] = { { "glibc", NULL }, { "MeMS", preload } };
 	char paths[NPEER_LIBS][256];
-	for (int i = 0; i < NPEER_LIBS; i++) {
-		al[2 + i].name = peer_lib(i)->name;
-		al[2 + i].lib = peer_lib_path(i, paths[i], sizeof paths[i]);
-	}
+	peer_allocs(al + 2, paths);
 	char churn_cmd[4300];
 	snprintf(churn_cmd, sizeof churn_cmd, "%s 20000 5000000", churn);
 	struct churned runs[NAL][REPS], res[NAL];

@@ -91,4 +91,18 @@ static inline const char *peer_lib_path(int i, char *buf, size_t len)
 	return NULL;
 }
 
+/* An allocator a benchmark runs under: its name and the library to
+ * preload (NULL: none, or not installed). */
+struct bench_alloc { const char *name, *lib; };
+
+/* al[0..NPEER_LIBS) become the peers, each with its library's path in
+ * paths[i] (lib NULL when it is not installed). */
+static inline void peer_allocs(struct bench_alloc *al, char paths[][256])
+{
+	for (int i = 0; i < NPEER_LIBS; i++) {
+		al[i].name = peer_lib(i)->name;
+		al[i].lib = peer_lib_path(i, paths[i], 256);
+	}
+}
+
 #endif
