@@ -433,8 +433,11 @@ static void evict_batch(struct mems_pager *pg)
 	unsigned nv = choose_free(pg, victims), nd = 0;
 
 	if (nv) {
-		if (give_back_free(pg, victims, nv) != 0)
+		if (give_back_free(pg, victims, nv) != 0) {
+			/* the sweep may have found them all: look again */
+			ev->free_kept = 1;
 			protect_failed(ev);
+		}
 		return;
 	}
 	nv = choose(pg, victims);

@@ -442,6 +442,57 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 }
 END_TEST
 
+/* A give-back of free pages whose write protection fails is tried again:
+ * the free pages are not left resident for live ones to be evicted in
+ * their place.  Too few free pages for a batch, so that the sweep that
+ * found them has nothing left to find. */
+START_TEST(free_pages_are_given_back_after_a_failed_protection)
+{
+	enum { BLOCKS = 8, BLOCK_PAGES = 4 };
+	const uint64_t cap = (CAP_MIB << 20) / PS, headroom = cap / 8;
+	const uint64_t nfree = BLOCKS / 4 * 3 * BLOCK_PAGES, kept = BLOCKS * BLOCK_PAGES - nfree;
+	/* over the target with the free pages resident, under it without */
+	const uint64_t b_pages = cap - headroom - kept - nfree / 2;
+	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
+	start_cap("4M");
+	unsigned char *a[BLOCKS];
+	for (int i = 0; i < BLOCKS; i++)
+		a[i] = filled(BLOCK_PAGES, (uint64_t)i);
+	for (int i = 0; i < BLOCKS; i++)
+		if (i % 4) {
+			mems_ptr_free(a[i]);
+			a[i] = NULL;
+		}
+	struct mems_stats s = settled();
+	ck_assert_uint_eq(s.pages_touched, kept + nfree);
+	ck_assert_uint_eq(s.pages_released, 0);
+
+	ck_assert_int_eq(fail_setup("uffd-wp:1"), 0);
+	unsigned char *b = filled(b_pages, 1000);
+	/* the evictor waits a second after the failure */
+	for (int i = 0; i < 500 && t_stats().pages_released < nfree; i++)
+		usleep(10000);
+	s = settled();
+	ck_assert_int_eq(fail_setup(""), 0);
+	ck_assert_uint_eq(s.pages_released, nfree);
+	ck_assert_uint_eq(s.evictions, 0);
+	ck_assert_uint_eq(s.store_written, 0);
+	ck_assert_uint_eq(s.pages_touched, kept + b_pages);
+	ck_assert_uint_eq(s.pages_touched, t_mincore());
+	uint64_t bad = 0;
+	for (uint64_t i = 0; i < b_pages; i++)
+		bad += !check(b + i * PS, i, 1000);
+	for (int i = 0; i < BLOCKS; i += 4)
+		for (uint64_t k = 0; k < BLOCK_PAGES; k++)
+			bad += !check(a[i] + k * PS, k, (uint64_t)i);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_int_eq(mems_check(), 0);
+	mems_ptr_free(b);
+	for (int i = 0; i < BLOCKS; i += 4)
+		mems_ptr_free(a[i]);
+}
+END_TEST
+
 /* Threads allocate, fill, check and free blocks under a cap that keeps
  * the evictor giving free pages back while they are allocated again: a
  * page made live and written during its give-back keeps the write. */
@@ -869,6 +920,7 @@ Suite *evict_suite(void)
 	tcase_add_test(tc, stats_show_the_cap_only_when_set);
 	tcase_add_test(tc, trace_records_evictions_and_page_ins);
 	tcase_add_test(tc, freed_pages_under_a_cap_wait_for_the_delay_and_go_first);
+	tcase_add_test(tc, free_pages_are_given_back_after_a_failed_protection);
 	suite_add_tcase(s, tc);
 	/* run under ThreadSanitizer too (make check-tsan) */
 	tc = tcase_create("threads");
