@@ -34,6 +34,9 @@ struct mems_state {
 extern pthread_mutex_t mems_lock;
 extern struct mems_state mems_g;
 
+/* MEMS_STATS_ON_EXIT's report (stats.c), for the destructor in mems.c */
+void mems_stats_at_exit(void);
+
 void mems_lock_take(void);
 void mems_lock_drop(void);
 /* This thread holds mems_lock (a call from libc inside our own). */

@@ -261,6 +261,15 @@ void mems_init(void)
 	(void)mems_try_init();
 }
 
+/* MEMS_STATS_ON_EXIT's report.  The destructor is here, in the file that
+ * every program on MeMS links, and not in stats.c: linked statically, a
+ * program that calls no stats function would leave stats.o, and the
+ * report with it, out of the link. */
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+	mems_stats_at_exit();
+}
+
 void mems_finish(void)
 {
 	mems_lock_take();

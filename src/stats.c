@@ -186,8 +186,9 @@ void mems_print_stats(void)
 
 /* MEMS_STATS_ON_EXIT=1: the block on stderr when the process exits, with
  * write(2) to the copy of stderr taken at initialisation: stdio, and fd 2
- * itself, may be gone by now, and nothing here allocates. */
-__attribute__((destructor)) static void stats_on_exit(void)
+ * itself, may be gone by now, and nothing here allocates.  Called from
+ * mems.c's destructor (see there). */
+void mems_stats_at_exit(void)
 {
 	struct sbuf b;
 

@@ -39,6 +39,23 @@ if $cc -static -o "$tmp/ex-static" "$top/examples/example.c" \
 else
 	cat "$tmp/err"; ko "static build"
 fi
+# MEMS_STATS_ON_EXIT reports at exit in a static program that calls no
+# stats function (the report must not depend on stats.o being linked in)
+cat >"$tmp/exit.c" <<'EOF'
+#include <mems.h>
+int main(void)
+{
+	mems_init();
+	char *p = mems_get(mems_malloc(100));
+	return p ? (*p = 1, 0) : 1;
+}
+EOF
+if $cc -static -o "$tmp/exit-static" "$tmp/exit.c" $(pkg-config --cflags --static --libs mems) 2>"$tmp/err"; then
+	err=$(MEMS_STATS_ON_EXIT=1 "$tmp/exit-static" 2>&1 >/dev/null)
+	echo "$err" | grep -q '^Pages touched:' && ok || ko "static stats on exit: '$err'"
+else
+	cat "$tmp/err"; ko "static build of exit.c"
+fi
 # the library never calls malloc, and exports only the mems_ API
 lib=$tmp/prefix/lib
 calls=$(nm -u "$lib/libmems.a" | grep -wE 'malloc|calloc|realloc|free|reallocarray|posix_memalign|aligned_alloc|memalign|strdup|strndup')
