@@ -46,7 +46,7 @@ all: $(LIBA) $(BUILD)/libmems.so $(PRELOAD) $(TRACE_TOOL)
 
 $(TRACE_TOOL): tools/mems-trace.c src/trace.h include/mems.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
+	$(CC) $(ALL_CFLAGS) -DMEMS_VERSION='"$(VERSION)"' -o $@ $< -lm
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -104,7 +104,7 @@ demo: deps $(BUILD)/examples/example $(BUILD)/examples/sparse $(BUILD)/examples/
 
 $(BUILD)/tests/check_mems: $(TEST_SRCS) tests/testutil.h $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_SRCS) $(LIBA) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -DMEMS_TEST_VERSION='"$(VERSION)"' -o $@ $(TEST_SRCS) $(LIBA) $(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/user_helper: tests/user_helper.c $(LIBA)
 	@mkdir -p $(dir $@)

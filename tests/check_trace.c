@@ -346,6 +346,8 @@ START_TEST(command_passes_exit_status_and_reports_errors)
 	ck_assert_int_eq(sh("%s 2> %s/err", tool, dir), 2);
 	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "err"), "no PROGRAM"));
 	ck_assert_int_eq(sh("%s --help | grep -q 'report'", tool), 0);
+	ck_assert_int_eq(sh("%s --version > %s/out", tool, dir), 0);
+	ck_assert_str_eq(slurp("%s/%s", "out"), "mems-trace (MeMS) " MEMS_TEST_VERSION "\n");
 }
 END_TEST
 

@@ -33,6 +33,10 @@
 
 static const char *prog = "mems-trace";
 
+#ifndef MEMS_VERSION
+#define MEMS_VERSION "unknown"    /* the Makefile passes its VERSION */
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -54,7 +58,8 @@ static void usage(FILE *f)
 		"      --preload LIB  the preload library (default: MEMS_PRELOAD, else\n"
 		"                     ../lib/libmems-preload.so beside this program)\n"
 		"      --no-preload   PROGRAM is linked with libmems: only set MEMS_TRACE\n"
-		"  -h, --help         this text\n", prog, prog);
+		"  -h, --help         this text\n"
+		"      --version      the version of MeMS this comes with\n", prog, prog);
 }
 
 static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
@@ -536,7 +541,7 @@ int main(int argc, char **argv)
 		{ "svg", required_argument, 0, 's' }, { "csv", required_argument, 0, 'c' },
 		{ "top", required_argument, 0, 't' }, { "preload", required_argument, 0, 'p' },
 		{ "no-preload", no_argument, 0, 'n' }, { "help", no_argument, 0, 'h' },
-		{ 0, 0, 0, 0 },
+		{ "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 },
 	};
 	const char *file = "mems-trace.out", *json = NULL, *svg = NULL, *csv = NULL, *preload = NULL;
 	int ntop = 5, report = 0, no_preload = 0, c;
@@ -563,6 +568,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("mems-trace (MeMS) %s\n", MEMS_VERSION); return 0;
 		default:
 			fprintf(stderr, "Try '%s --help'.\n", prog);
 			return 2;
