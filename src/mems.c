@@ -176,6 +176,17 @@ int mems_init_locked(void)
 		return -1;
 	}
 	uint64_t span = (uint64_t)opt_int(OPT_SPAN_SIZE) / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
+	uint64_t limit, room = os_address_room(&limit);
+	if (room != UINT64_MAX && tomb)
+		room += tomb_bytes;     /* given up below if need be */
+	if (!opt_given(OPT_SPAN_SIZE) && span > room / 2) {
+		/* under an address-space limit (ulimit -v) the default span is
+		 * half the room the limit leaves: with its metadata (a sixth
+		 * more at 1 GiB), MeMS then takes under 60% of that room */
+		span = room / 2 / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
+		if (span < (uint64_t)SPAN_MIN)
+			span = SPAN_MIN;
+	}
 	memset(&mems_g, 0, sizeof mems_g);
 	mems_g.span = os_reserve(span);
 	if (!mems_g.span && tomb) {
@@ -183,9 +194,21 @@ int mems_init_locked(void)
 		drop_tomb();
 		mems_g.span = os_reserve(span);
 	}
+	/* the default span did not fit (valgrind's address space, say):
+	 * halve it until one does */
+	while (!mems_g.span && !opt_given(OPT_SPAN_SIZE) && span / 2 >= (uint64_t)SPAN_MIN) {
+		span = span / 2 / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
+		mems_g.span = os_reserve(span);
+	}
 	if (!mems_g.span) {
 		int e = errno;
-		mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s", span, mems_strerror(e));
+		if (limit != UINT64_MAX)
+			mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s (the address "
+				  "space is limited to %" PRIu64 " bytes, %" PRIu64 " of them free: "
+				  "ulimit -v)", span, mems_strerror(e), limit, room);
+		else
+			mems_diag("cannot reserve a span of %" PRIu64 " bytes: %s", span,
+				  mems_strerror(e));
 		init_failed = 1;
 		errno = e;
 		return -1;

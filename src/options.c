@@ -38,7 +38,7 @@ static const struct opt_def {
 	int zero_ok;               /* 0 is allowed below min: "off" */
 } defs[OPT_COUNT] = {
 	[OPT_PAGER] = { "pager", K_CHOICE, 0, 0, 3, pager_choices, 0 },
-	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, 1ll << 20, 16ll << 40, NULL, 0 },
+	[OPT_SPAN_SIZE] = { "span_size", K_SIZE, 64ll << 30, SPAN_MIN, 16ll << 40, NULL, 0 },
 	[OPT_FAULT_AROUND] = { "fault_around", K_INT, 256, 1, 512, NULL, 0 },
 	[OPT_ABORT_ON_ERROR] = { "abort_on_error", K_BOOL, 0, 0, 1, NULL, 0 },
 	[OPT_HANDLER_SPIN] = { "handler_spin", K_INT, 50, 0, 10000, NULL, 0 },
@@ -56,6 +56,7 @@ static const struct opt_def {
 
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t env_value[OPT_COUNT], api_value[OPT_COUNT];
+static int env_given[OPT_COUNT];   /* a valid MEMS_* value was in the environment */
 #define STR_MAX 1024
 static char env_str[OPT_COUNT][STR_MAX], api_str[OPT_COUNT][STR_MAX];
 static int api_set[OPT_COUNT];
@@ -245,7 +246,8 @@ void opts_load(void)
 		char then[80], def[32];
 		render(&defs[i], v, def, sizeof def);
 		snprintf(then, sizeof then, "; using the default, %s", def);
-		if (s && parse(&defs[i], var, s, &v, then) != 0)
+		env_given[i] = s && parse(&defs[i], var, s, &v, then) == 0;
+		if (!env_given[i])
 			v = def_of(i);
 		env_value[i] = v;
 		if (defs[i].kind == K_STRING)
@@ -263,6 +265,16 @@ int64_t opt_int(enum mems_opt o)
 	int64_t v = api_set[o] ? api_value[o] : env_value[o];
 	pthread_mutex_unlock(&opt_lock);
 	return v;
+}
+
+int opt_given(enum mems_opt o)
+{
+	if (!atomic_load(&loaded))
+		opts_load();
+	pthread_mutex_lock(&opt_lock);
+	int given = api_set[o] || env_given[o];
+	pthread_mutex_unlock(&opt_lock);
+	return given;
 }
 
 void opt_str(enum mems_opt o, char *buf, size_t len)

@@ -25,9 +25,14 @@ enum mems_opt {
 	OPT_COUNT
 };
 
+#define SPAN_MIN (1ll << 20)   /* the smallest span (MEMS_SPAN_SIZE) */
+
 /* Read the MEMS_* environment for options not set through the API. */
 void opts_load(void);
 int64_t opt_int(enum mems_opt o);
+/* The option was set, through the API or by a valid MEMS_* variable (not
+ * left to its default). */
+int opt_given(enum mems_opt o);
 /* The text of an enum option's value. */
 const char *opt_choice(enum mems_opt o);
 /* The text of a string option. */

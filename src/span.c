@@ -16,8 +16,10 @@
 #include "span.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +56,28 @@ int os_rereserve(void *p, size_t len)
 	void *q = mmap(p, len, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 	return q == p ? 0 : -1;
+}
+
+uint64_t os_address_room(uint64_t *limit)
+{
+	struct rlimit rl;
+	*limit = UINT64_MAX;
+	if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return UINT64_MAX;
+	*limit = rl.rlim_cur;
+	/* what is mapped now: the first field of statm, in pages (read with
+	 * no allocation: this runs inside malloc under the preload library) */
+	uint64_t used = 0;
+	char buf[128];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+			used = used * 10 + (uint64_t)(buf[i] - '0');
+		used *= os_page_size();
+	}
+	return rl.rlim_cur > used ? rl.rlim_cur - used : 0;
 }
 
 void *os_map_meta(size_t len)

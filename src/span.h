@@ -13,6 +13,10 @@ size_t os_page_size(void);
 
 /* Address space only: PROT_NONE, MAP_NORESERVE.  NULL on failure (errno). */
 void *os_reserve(size_t len);
+/* Bytes of address space the process may still map under its limit
+ * (RLIMIT_AS, ulimit -v), or UINT64_MAX when it has none; *limit gets the
+ * limit (UINT64_MAX for none). */
+uint64_t os_address_room(uint64_t *limit);
 /* Read/write anonymous memory for metadata, populated lazily by the kernel
  * (never registered with userfaultfd).  NULL on failure (errno). */
 void *os_map_meta(size_t len);

@@ -228,6 +228,64 @@ START_TEST(init_after_finish_under_an_address_space_limit)
 }
 END_TEST
 
+static int init_rc, init_errno;
+static void try_init(void *unused)
+{
+	(void)unused;
+	errno = 0;
+	init_rc = mems_try_init();
+	init_errno = errno;
+}
+
+/* Under an address-space limit (ulimit -v) the default span is half the
+ * room the limit leaves, and is usable to its end; a span asked for that
+ * does not fit fails with ENOMEM and says why. */
+START_TEST(default_span_fits_an_address_space_limit)
+{
+	const uint64_t room = 3ull << 30, block = 64 << 20;
+	struct rlimit rl, was;
+	ck_assert_int_eq(getrlimit(RLIMIT_AS, &was), 0);
+	rl = was;
+	rl.rlim_cur = ((rlim_t)t_status_kib("VmSize") << 10) + room;
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+	char *err = t_capture(2, try_init, NULL);
+	ck_assert_msg(init_rc == 0, "init: %s", err);
+	ck_assert_str_eq(err, "");
+	free(err);
+	uint64_t span = t_stats().span_size;
+	/* (what the test itself mapped since it measured takes a little) */
+	ck_assert_uint_le(span, room / 2);
+	ck_assert_uint_ge(span, room / 2 - (32 << 20));
+	uint64_t n = 0;
+	char *v;
+	while ((v = mems_malloc(block))) {
+		char *p = mems_get(v);
+		p[0] = p[block - 1] = 1;
+		n++;
+	}
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_eq(n, span / block);
+	ck_assert_int_eq(mems_check(), 0);
+	mems_finish();
+	/* again, while the span just finished stays reserved: the same room */
+	ck_assert_int_eq(mems_try_init(), 0);
+	ck_assert_uint_ge(t_stats().span_size, span - (32 << 20));
+	mems_finish();
+
+	ck_assert_int_eq(mems_option_set("span_size", "64G"), 0);
+	err = t_capture(2, try_init, NULL);
+	ck_assert_int_eq(init_rc, -1);
+	ck_assert_int_eq(init_errno, ENOMEM);
+	ck_assert_msg(strstr(err, "cannot reserve a span of 68719476736 bytes") &&
+		      strstr(err, "ulimit -v"), "message: %s", err);
+	free(err);
+	mems_option_reset();
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &was), 0);   /* even with CK_FORK=no */
+	ck_assert_int_eq(mems_try_init(), 0);
+	ck_assert_uint_eq(t_stats().span_size, 64ull << 30);
+}
+END_TEST
+
 START_TEST(finish_and_init_cycles_leave_nothing_behind)
 {
 	int tasks = count_dir("/proc/self/task");    /* no thread of MeMS yet */
@@ -665,6 +723,7 @@ Suite *api_suite(void)
 	tcase_add_test(tc, before_init);
 	tcase_add_test(tc, finish_and_init_cycles_leave_nothing_behind);
 	tcase_add_test(tc, init_after_finish_under_an_address_space_limit);
+	tcase_add_test(tc, default_span_fits_an_address_space_limit);
 	tcase_add_loop_test(tc, fork_child_keeps_working, 0, 3);
 	tcase_add_test(tc, ordinary_user_gets_user_mode_only_and_syscalls_work);
 	suite_add_tcase(s, tc);

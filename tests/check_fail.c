@@ -44,6 +44,9 @@ START_TEST(mmap_failures_during_init_leave_nothing_behind)
 	for (int n = 1; n < 40; n++) {
 		char spec[32];
 		snprintf(spec, sizeof spec, "mmap:%d", n);
+		/* a span set (not the default, which a failed reservation
+		 * halves: below) */
+		ck_assert_int_eq(mems_option_set("span_size", "64G"), 0);
 		ck_assert_int_eq(mems_option_set("resident_max", cap), 0);
 		ck_assert_int_eq(mems_option_set("pager", pager), 0);
 		ck_assert_int_eq(mems_option_set("fail", spec), 0);
@@ -68,6 +71,32 @@ START_TEST(mmap_failures_during_init_leave_nothing_behind)
 	ck_assert_int_eq(fail_setup(""), 0);
 	void *v = mems_malloc(100);
 	ck_assert_ptr_nonnull(mems_get(v));
+	ck_assert_int_eq(mems_check(), 0);
+}
+END_TEST
+
+/* The default span, when its reservation fails, is halved until one
+ * fits (valgrind's address space has no room for 64 GiB); a span asked
+ * for is not. */
+START_TEST(default_span_is_halved_until_it_fits)
+{
+	ck_assert_int_eq(mems_option_set("span_size", "64G"), 0);
+	ck_assert_int_eq(mems_option_set("fail", "mmap:1"), 0);
+	char *err = t_capture(2, try_init, NULL);
+	ck_assert_int_eq(init_rc, -1);
+	ck_assert_ptr_nonnull(strstr(err, "cannot reserve a span of 68719476736 bytes"));
+	free(err);
+
+	mems_option_reset();
+	ck_assert_int_eq(mems_option_set("fail", "mmap:1"), 0);
+	err = t_capture(2, try_init, NULL);
+	ck_assert_msg(init_rc == 0, "init: %s", err);
+	ck_assert_str_eq(err, "");
+	free(err);
+	ck_assert_uint_eq(t_stats().span_size, 32ull << 30);
+	char *p = mems_get(mems_malloc(1 << 20));
+	ck_assert_ptr_nonnull(p);
+	p[(1 << 20) - 1] = 1;
 	ck_assert_int_eq(mems_check(), 0);
 }
 END_TEST
@@ -317,6 +346,7 @@ Suite *fail_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_loop_test(tc, mmap_failures_during_init_leave_nothing_behind, 0, 3);
+	tcase_add_test(tc, default_span_is_halved_until_it_fits);
 	tcase_add_test(tc, mprotect_failure_fails_the_allocation_cleanly);
 	tcase_add_test(tc, madvise_failure_keeps_pages_and_counts_them);
 	tcase_add_test(tc, populate_failure_is_retried);

@@ -107,6 +107,10 @@ START_TEST(environment_is_read_and_malformed_values_are_reported)
 	ck_assert_int_eq(opt_int(OPT_FAULT_AROUND), 32);
 	ck_assert_int_eq(opt_int(OPT_ABORT_ON_ERROR), 1);
 	ck_assert_int_eq(opt_int(OPT_SPAN_SIZE), 64ll << 30);
+	/* a malformed value leaves the option to its default */
+	ck_assert_int_eq(opt_given(OPT_SPAN_SIZE), 0);
+	ck_assert_int_eq(opt_given(OPT_FAULT_AROUND), 1);
+	ck_assert_int_eq(opt_given(OPT_TRACE), 0);
 }
 END_TEST
 
@@ -117,7 +121,10 @@ START_TEST(api_value_wins_over_environment_until_reset)
 	ck_assert_int_eq(mems_option_set("fault_around", "8"), 0);
 	opts_load();
 	ck_assert_int_eq(opt_int(OPT_FAULT_AROUND), 8);
+	ck_assert_int_eq(mems_option_set("span_size", "2G"), 0);
+	ck_assert_int_eq(opt_given(OPT_SPAN_SIZE), 1);
 	mems_option_reset();
+	ck_assert_int_eq(opt_given(OPT_SPAN_SIZE), 0);
 	ck_assert_int_eq(opt_int(OPT_FAULT_AROUND), 32);
 	char buf[4];
 	/* snprintf rules for a short buffer */

@@ -262,6 +262,16 @@ START_TEST(stats_on_exit_goes_to_stderr)
 }
 END_TEST
 
+/* Under an address-space limit (ulimit -v: 1 GB here), which the default
+ * 64 GiB span does not fit, programs run as they do plainly: the span is
+ * cut to fit (README, MEMS_SPAN_SIZE). */
+START_TEST(programs_run_under_an_address_space_limit)
+{
+	same("ulimit -v 1000000 && sort -k2 $WORK/big.txt | cksum && "
+	     "/usr/bin/python3 $WORK/build.py", 2, 0);
+}
+END_TEST
+
 START_TEST(blocks_really_are_mems_blocks)
 {
 	struct result r = run("$WORK/preload_edge --mems", 1, 0);
@@ -315,6 +325,7 @@ Suite *preload_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
+	tcase_add_test(tc, programs_run_under_an_address_space_limit);
 	tcase_add_test(tc, preload_defaults_to_a_100_ms_purge_small_runs_and_populate);
 	int n = (int)(sizeof progs / sizeof progs[0]);
 	tcase_add_loop_test(tc, real_program_as_root, 0, n);
