@@ -434,7 +434,9 @@ static void evict_batch(struct mems_pager *pg)
 
 	if (nv) {
 		if (give_back_free(pg, victims, nv) != 0) {
-			/* the sweep may have found them all: look again */
+			/* they stay free and resident, but the sweep that
+			 * chose them may have cleared free_kept: the retry
+			 * must look for them again */
 			ev->free_kept = 1;
 			protect_failed(ev);
 		}
