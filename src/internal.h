@@ -16,6 +16,8 @@ struct mems_state {
 	int ready;             /* initialised and usable */
 	char *span;            /* the reserved span */
 	uint64_t span_size;
+	uint64_t span_asked;   /* MEMS_SPAN_SIZE or its default: span_size
+				* is less when the default did not fit */
 	struct mems_fl fl;     /* under mems_lock */
 	struct mems_pager pg;
 	_Atomic uint64_t invalid_frees, invalid_gets, failed_allocs;

@@ -176,6 +176,7 @@ int mems_init_locked(void)
 		return -1;
 	}
 	uint64_t span = (uint64_t)opt_int(OPT_SPAN_SIZE) / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
+	const uint64_t asked = span;
 	uint64_t limit, room = os_address_room(&limit);
 	if (room != UINT64_MAX && tomb)
 		room += tomb_bytes;     /* given up below if need be */
@@ -215,6 +216,7 @@ int mems_init_locked(void)
 	}
 	drop_tomb();
 	mems_g.span_size = span;
+	mems_g.span_asked = asked;
 	if (fl_init(&mems_g.fl, span, MEMS_PAGE_SIZE) != 0) {
 		mems_diag("cannot map the free list's metadata");
 		goto fail;

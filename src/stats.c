@@ -129,6 +129,10 @@ static void render(struct sbuf *b, const struct mems_stats *st)
 	sb_printf(b, "Faults:\t%" PRIu64 "\n", st->faults);
 	sb_printf(b, "Errors:\t%" PRIu64 "\n", st->errors);
 	sb_printf(b, "Pager:\t%s (%s)\n", st->mode_name, st->mode_reason);
+	if (mems_g.ready && mems_g.span_size != mems_g.span_asked)
+		sb_printf(b, "Span:\t%" PRIu64 " bytes (the default, %" PRIu64 ", did not fit "
+			  "the address space: ulimit -v or valgrind)\n", mems_g.span_size,
+			  mems_g.span_asked);
 	if (st->small_runs)
 		sb_printf(b, "Small blocks:\t%" PRIu64 " blocks of %" PRIu64 " bytes in %" PRIu64
 			  " runs of %" PRIu64 " bytes\n", st->small_blocks, st->small_bytes,

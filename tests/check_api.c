@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -253,6 +254,11 @@ START_TEST(default_span_fits_an_address_space_limit)
 	ck_assert_str_eq(err, "");
 	free(err);
 	uint64_t span = t_stats().span_size;
+	char *text = t_capture_stats(), want[128];
+	snprintf(want, sizeof want, "\nSpan:\t%" PRIu64 " bytes (the default, 68719476736, did not fit",
+		 span);
+	ck_assert_msg(strstr(text, want), "stats: %s", text);
+	free(text);
 	/* (what the test itself mapped since it measured takes a little) */
 	ck_assert_uint_le(span, room / 2);
 	ck_assert_uint_ge(span, room / 2 - (32 << 20));
@@ -283,6 +289,9 @@ START_TEST(default_span_fits_an_address_space_limit)
 	ck_assert_int_eq(setrlimit(RLIMIT_AS, &was), 0);   /* even with CK_FORK=no */
 	ck_assert_int_eq(mems_try_init(), 0);
 	ck_assert_uint_eq(t_stats().span_size, 64ull << 30);
+	text = t_capture_stats();
+	ck_assert_ptr_null(strstr(text, "\nSpan:"));
+	free(text);
 }
 END_TEST
 
