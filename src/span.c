@@ -144,15 +144,25 @@ uint64_t os_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+#define THREAD_STACK (256u << 10)
+
 int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	int e = injected(FP_THREAD);
 	if (e)
 		return e;
+	/* MeMS's threads keep no more than a few KiB on their stacks: the
+	 * default (RLIMIT_STACK, 8 MiB) would only take address space, which
+	 * counts under ulimit -v */
+	pthread_attr_t at;
+	if (pthread_attr_init(&at) != 0)
+		return EAGAIN;
+	pthread_attr_setstacksize(&at, THREAD_STACK);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(t, NULL, fn, arg);
+	int rc = pthread_create(t, &at, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
 	return rc;
 }
