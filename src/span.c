@@ -162,6 +162,10 @@ int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(t, &at, fn, arg);
+	if (rc == EINVAL)
+		/* glibc carves static TLS out of the stack: a program with
+		 * much of it needs the default */
+		rc = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&at);
 	return rc;

@@ -95,6 +95,15 @@ static void setup(void)
 		"  for (int i = 0; i < n; i++) v[i] = (i * 7919) % 100003;\n"
 		"  qsort(v, n, sizeof *v, cmp); for (int i = 0; i < n; i += 1000) s += v[i];\n"
 		"  printf(\"%ld\\n\", s); free(v); return 0; }\n");
+	/* 1 MiB of static TLS, which glibc carves out of every thread's
+	 * stack, MeMS's threads' included */
+	write_file("tls.c",
+		"#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+		"__thread char big[1 << 20];\n"
+		"int main(void) { char *p = malloc(300000); memset(p, 7, 300000);\n"
+		"  big[12345] = 5; printf(\"%d\\n\", p[299999] + big[12345]); free(p); return 0; }\n");
+	snprintf(cmd, sizeof cmd, "cd %s && gcc -O2 -o tls tls.c", work);
+	sh(cmd);
 	snprintf(cmd, sizeof cmd, "chmod -R a+rX %s", work);
 	sh(cmd);
 }
@@ -274,6 +283,14 @@ START_TEST(programs_run_under_an_address_space_limit)
 }
 END_TEST
 
+/* A program with much static TLS (glibc puts it on every thread's stack)
+ * still gets MeMS's threads, and the uffd pager (same() checks the mode). */
+START_TEST(program_with_a_large_static_tls_runs_on_the_uffd_pager)
+{
+	same("$WORK/tls", 1, 0);
+}
+END_TEST
+
 START_TEST(blocks_really_are_mems_blocks)
 {
 	struct result r = run("$WORK/preload_edge --mems", 1, 0);
@@ -328,6 +345,7 @@ Suite *preload_suite(void)
 	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
 	tcase_add_test(tc, programs_run_under_an_address_space_limit);
+	tcase_add_test(tc, program_with_a_large_static_tls_runs_on_the_uffd_pager);
 	tcase_add_test(tc, preload_defaults_to_a_100_ms_purge_small_runs_and_populate);
 	int n = (int)(sizeof progs / sizeof progs[0]);
 	tcase_add_loop_test(tc, real_program_as_root, 0, n);
