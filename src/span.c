@@ -144,16 +144,18 @@ uint64_t os_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-#define THREAD_STACK (256u << 10)
+/* 1 MiB: MeMS's threads keep a few KiB on their stacks, and glibc puts a
+ * thread's static TLS there too, so that a program with up to 768 KiB of
+ * it leaves them 256 KiB */
+#define THREAD_STACK (1u << 20)
 
 int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	int e = injected(FP_THREAD);
 	if (e)
 		return e;
-	/* MeMS's threads keep no more than a few KiB on their stacks: the
-	 * default (RLIMIT_STACK, 8 MiB) would only take address space, which
-	 * counts under ulimit -v */
+	/* the default (RLIMIT_STACK, 8 MiB) would only take address space,
+	 * which counts under ulimit -v */
 	pthread_attr_t at;
 	if (pthread_attr_init(&at) != 0)
 		return EAGAIN;
