@@ -245,6 +245,10 @@ int mems_init_locked(void)
 	/* Programs often close stderr on their way out (gnulib's close_stdout
 	 * does), before destructors run: keep a copy for the report at exit. */
 	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
+	if (os_fd_id(mems_g.stats_fd, mems_g.stats_id) != 0 && mems_g.stats_fd >= 0) {
+		close(mems_g.stats_fd);
+		mems_g.stats_fd = -1;
+	}
 	int64_t delay = opt_int(OPT_PURGE_DELAY);
 	mems_g.purge_delay_ns = delay < 0 ? -1 : delay * 1000000;
 	/* a fault's round trip to the handler costs 20-100 us here, the
@@ -286,6 +290,11 @@ void mems_init(void)
 	(void)mems_try_init();
 }
 
+int mems_stats_fd_ours(void)
+{
+	return os_fd_is(mems_g.stats_fd, mems_g.stats_id);
+}
+
 /* MEMS_STATS_ON_EXIT's report.  The destructor is here, in the file that
  * every program on MeMS links, and not in stats.c: linked statically, a
  * program that calls no stats function would leave stats.o, and the
@@ -303,7 +312,7 @@ void mems_finish(void)
 		atomic_fetch_add(&generation, 1);
 		while (atomic_load(&pinned))
 			sched_yield();
-		if (mems_g.stats_fd >= 0)
+		if (mems_stats_fd_ours())
 			close(mems_g.stats_fd);
 		sm_stop_locked();
 		purge_stop_locked();

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,22 @@ uint64_t os_address_room(uint64_t *limit)
 		used *= os_page_size();
 	}
 	return rl.rlim_cur > used ? rl.rlim_cur - used : 0;
+}
+
+int os_fd_id(int fd, uint64_t id[2])
+{
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0)
+		return -1;
+	id[0] = sb.st_dev;
+	id[1] = sb.st_ino;
+	return 0;
+}
+
+int os_fd_is(int fd, const uint64_t id[2])
+{
+	uint64_t now[2];
+	return os_fd_id(fd, now) == 0 && now[0] == id[0] && now[1] == id[1];
 }
 
 void *os_map_meta(size_t len)

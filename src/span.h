@@ -17,6 +17,11 @@ void *os_reserve(size_t len);
  * (RLIMIT_AS, ulimit -v), or UINT64_MAX when it has none; *limit gets the
  * limit (UINT64_MAX for none). */
 uint64_t os_address_room(uint64_t *limit);
+/* What fd refers to, (device, inode), into id: 0, or -1.  os_fd_is: fd
+ * still refers to it (a program may close MeMS's descriptors and open
+ * files of its own under the same numbers). */
+int os_fd_id(int fd, uint64_t id[2]);
+int os_fd_is(int fd, const uint64_t id[2]);
 /* Read/write anonymous memory for metadata, populated lazily by the kernel
  * (never registered with userfaultfd).  NULL on failure (errno). */
 void *os_map_meta(size_t len);

@@ -196,7 +196,7 @@ void mems_stats_at_exit(void)
 {
 	struct sbuf b;
 
-	if (!mems_g.ready || mems_g.stats_fd < 0)
+	if (!mems_g.ready || !mems_stats_fd_ours())
 		return;
 	render_block(&b);
 	if (!b.p)

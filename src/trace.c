@@ -38,6 +38,7 @@
 
 static struct {
 	int fd;
+	uint64_t fd_id[2];             /* what fd refers to (os_fd_id) */
 	_Atomic int on;
 	struct mems_trace_rec *ring;   /* RING records, os_map_meta */
 	uint64_t head, tail;           /* under spin */
@@ -96,6 +97,8 @@ void trace_event(uint64_t t_ns, int kind, uint64_t off, uint32_t pages, uint32_t
 static void drain(void)
 {
 	static struct mems_trace_rec batch[1024];
+	if (tr.fd < 0)
+		return;                 /* tracing stopped: see below */
 	for (;;) {
 		while (atomic_flag_test_and_set_explicit(&tr.spin, memory_order_acquire))
 			;
@@ -108,6 +111,15 @@ static void drain(void)
 		atomic_flag_clear_explicit(&tr.spin, memory_order_release);
 		if (!n)
 			return;
+		if (!os_fd_is(tr.fd, tr.fd_id)) {
+			/* the program closed it (and may have opened a file of
+			 * its own under its number): never write there */
+			mems_diag("trace: the trace file's descriptor was closed; tracing stops");
+			tr.fd = -1;
+			atomic_store(&tr.on, 0);
+			atomic_store(&tr.stop, 1);
+			return;
+		}
 		const char *p = (const char *)batch;
 		size_t left = n * sizeof batch[0];
 		while (left) {
@@ -139,7 +151,7 @@ static void *writer_main(void *arg)
 
 static void release_all(void)
 {
-	if (tr.fd >= 0)
+	if (os_fd_is(tr.fd, tr.fd_id))
 		close(tr.fd);
 	if (tr.ring)
 		os_unmap(tr.ring, RING * sizeof *tr.ring);
@@ -171,6 +183,7 @@ int trace_start(const char *path, uint64_t span_base, int thread_ids)
 		mems_diag("MEMS_TRACE=%s: every name is taken", path);
 		return -1;
 	}
+	os_fd_id(tr.fd, tr.fd_id);
 	tr.ring = os_map_meta(RING * sizeof *tr.ring);
 	if (!tr.ring) {
 		close(tr.fd);

@@ -295,6 +295,44 @@ START_TEST(default_span_fits_an_address_space_limit)
 }
 END_TEST
 
+/* MEMS_STATS_ON_EXIT keeps a copy of stderr.  A program that closes it
+ * and opens a file of its own under the same number (closing every
+ * descriptor is common in daemons) gets no stats block in that file, and
+ * mems_finish does not close it. */
+START_TEST(stats_at_exit_never_go_to_a_reused_descriptor)
+{
+	char path[] = "/tmp/mems-statsfd-XXXXXX";
+	int f = mkstemp(path);
+	ck_assert_int_ge(f, 0);
+	unlink(path);
+	for (int finish = 0; finish < 2; finish++) {
+		fflush(NULL);
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			if (mems_option_set("stats_on_exit", "1") != 0 || mems_try_init() != 0)
+				_exit(3);
+			int sfd = mems_g.stats_fd;
+			if (sfd < 0 || close(sfd) != 0 || dup2(f, sfd) != sfd)
+				_exit(4);
+			if (finish) {
+				mems_finish();
+				if (fcntl(sfd, F_GETFD) < 0)
+					_exit(5);       /* closed the program's file */
+			}
+			exit(0);                        /* destructors run */
+		}
+		int st;
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+		struct stat sb;
+		ck_assert_int_eq(fstat(f, &sb), 0);
+		ck_assert_int_eq(sb.st_size, 0);
+	}
+	close(f);
+}
+END_TEST
+
 START_TEST(finish_and_init_cycles_leave_nothing_behind)
 {
 	int tasks = count_dir("/proc/self/task");    /* no thread of MeMS yet */
@@ -733,6 +771,7 @@ Suite *api_suite(void)
 	tcase_add_test(tc, finish_and_init_cycles_leave_nothing_behind);
 	tcase_add_test(tc, init_after_finish_under_an_address_space_limit);
 	tcase_add_test(tc, default_span_fits_an_address_space_limit);
+	tcase_add_test(tc, stats_at_exit_never_go_to_a_reused_descriptor);
 	tcase_add_loop_test(tc, fork_child_keeps_working, 0, 3);
 	tcase_add_test(tc, ordinary_user_gets_user_mode_only_and_syscalls_work);
 	suite_add_tcase(s, tc);

@@ -2,6 +2,7 @@
  * check_trace.c - fault traces: the library's records against its own
  * counters, and the mems-trace command (outputs, exit status, bad input).
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -127,6 +128,62 @@ START_TEST(records_match_the_library_counters)
 	ck_assert_uint_eq(p.max_touched, peak);
 	ck_assert_uint_ge(peak, 4096 + (2048 + 6) / 7);
 	ck_assert_int_eq(p.tids, 1);
+}
+END_TEST
+
+/* The descriptor of trace.c's file, found by its path; -1 if none. */
+static int trace_fd_of(const char *path)
+{
+	for (int fd = 3; fd < 1024; fd++) {
+		char link[64], target[800];
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		if (n > 0) {
+			target[n] = 0;
+			if (!strcmp(target, path))
+				return fd;
+		}
+	}
+	return -1;
+}
+
+static void touch_pages(void *arg)
+{
+	size_t ps = os_page_size();
+	char *a = mems_get(mems_malloc(512 * ps));
+	for (size_t i = 0; i < 512; i++)
+		a[i * ps] = 1;
+	(void)arg;
+	usleep(100000);             /* the writer drains every 5 ms */
+}
+
+/* A program that closes the trace file's descriptor and opens a file of
+ * its own under the same number gets no trace records in its file:
+ * tracing stops, and says so. */
+START_TEST(trace_never_writes_to_a_reused_descriptor)
+{
+	char path[700], other[720];
+	snprintf(path, sizeof path, "%s/reuse.trc", dir);
+	snprintf(other, sizeof other, "%s/theirs", dir);
+	ck_assert_int_eq(mems_option_set("trace", path), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	int tfd = trace_fd_of(path);
+	ck_assert_int_ge(tfd, 0);
+	int o = open(other, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(o, 0);
+	ck_assert_int_eq(dup2(o, tfd), tfd);       /* theirs now, under that number */
+	close(o);
+	char *err = t_capture(2, touch_pages, NULL);
+	ck_assert_msg(strstr(err, "mems: trace: the trace file's descriptor was closed; tracing stops"),
+		      "stderr: %s", err);
+	free(err);
+	ck_assert_int_eq(trace_active(), 0);
+	mems_finish();
+	struct stat sb;
+	ck_assert_int_eq(stat(other, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 0);
+	ck_assert_int_ge(fcntl(tfd, F_GETFD), 0);  /* and it was not closed */
+	close(tfd);
 }
 END_TEST
 
@@ -412,6 +469,7 @@ Suite *trace_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, records_match_the_library_counters);
 	tcase_add_test(tc, populations_at_malloc_are_recorded);
+	tcase_add_test(tc, trace_never_writes_to_a_reused_descriptor);
 	tcase_add_test(tc, command_traces_a_linked_program);
 	tcase_add_test(tc, command_traces_python_under_the_preload);
 	tcase_add_test(tc, command_passes_exit_status_and_reports_errors);
