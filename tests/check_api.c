@@ -229,28 +229,20 @@ START_TEST(init_after_finish_under_an_address_space_limit)
 }
 END_TEST
 
-static int init_rc, init_errno;
-static void try_init(void *unused)
-{
-	(void)unused;
-	errno = 0;
-	init_rc = mems_try_init();
-	init_errno = errno;
-}
-
 /* Under an address-space limit (ulimit -v) the default span is half the
  * room the limit leaves, and is usable to its end; a span asked for that
  * does not fit fails with ENOMEM and says why. */
 START_TEST(default_span_fits_an_address_space_limit)
 {
 	const uint64_t room = 3ull << 30, block = 64 << 20;
+	struct t_init init;
 	struct rlimit rl, was;
 	ck_assert_int_eq(getrlimit(RLIMIT_AS, &was), 0);
 	rl = was;
 	rl.rlim_cur = ((rlim_t)t_status_kib("VmSize") << 10) + room;
 	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
-	char *err = t_capture(2, try_init, NULL);
-	ck_assert_msg(init_rc == 0, "init: %s", err);
+	char *err = t_capture(2, t_try_init, &init);
+	ck_assert_msg(init.rc == 0, "init: %s", err);
 	ck_assert_str_eq(err, "");
 	free(err);
 	uint64_t span = t_stats().span_size;
@@ -279,9 +271,9 @@ START_TEST(default_span_fits_an_address_space_limit)
 	mems_finish();
 
 	ck_assert_int_eq(mems_option_set("span_size", "64G"), 0);
-	err = t_capture(2, try_init, NULL);
-	ck_assert_int_eq(init_rc, -1);
-	ck_assert_int_eq(init_errno, ENOMEM);
+	err = t_capture(2, t_try_init, &init);
+	ck_assert_int_eq(init.rc, -1);
+	ck_assert_int_eq(init.err, ENOMEM);
 	ck_assert_msg(strstr(err, "cannot reserve a span of 68719476736 bytes") &&
 		      strstr(err, "ulimit -v"), "message: %s", err);
 	free(err);

@@ -27,12 +27,7 @@ static int maps_lines(void)
 	return n;
 }
 
-static int init_rc;
-static void try_init(void *unused)
-{
-	(void)unused;
-	init_rc = mems_try_init();
-}
+static struct t_init init;
 
 START_TEST(mmap_failures_during_init_leave_nothing_behind)
 {
@@ -50,8 +45,8 @@ START_TEST(mmap_failures_during_init_leave_nothing_behind)
 		ck_assert_int_eq(mems_option_set("resident_max", cap), 0);
 		ck_assert_int_eq(mems_option_set("pager", pager), 0);
 		ck_assert_int_eq(mems_option_set("fail", spec), 0);
-		char *err = t_capture(2, try_init, NULL);
-		if (init_rc == 0) {
+		char *err = t_capture(2, t_try_init, &init);
+		if (init.rc == 0) {
 			free(err);
 			break;
 		}
@@ -64,7 +59,7 @@ START_TEST(mmap_failures_during_init_leave_nothing_behind)
 		failed++;
 		free(err);
 	}
-	ck_assert_int_eq(init_rc, 0);
+	ck_assert_int_eq(init.rc, 0);
 	ck_assert_int_ge(failed, _i == 1 ? 8 : 4);
 	fprintf(stderr, "fail: %d mmap calls of mems_init (%s) failed in turn, each cleanly\n",
 		failed, _i == 1 ? "with a cap" : _i ? "kernel mode" : "without a cap");
@@ -82,15 +77,15 @@ START_TEST(default_span_is_halved_until_it_fits)
 {
 	ck_assert_int_eq(mems_option_set("span_size", "64G"), 0);
 	ck_assert_int_eq(mems_option_set("fail", "mmap:1"), 0);
-	char *err = t_capture(2, try_init, NULL);
-	ck_assert_int_eq(init_rc, -1);
+	char *err = t_capture(2, t_try_init, &init);
+	ck_assert_int_eq(init.rc, -1);
 	ck_assert_ptr_nonnull(strstr(err, "cannot reserve a span of 68719476736 bytes"));
 	free(err);
 
 	mems_option_reset();
 	ck_assert_int_eq(mems_option_set("fail", "mmap:1"), 0);
-	err = t_capture(2, try_init, NULL);
-	ck_assert_msg(init_rc == 0, "init: %s", err);
+	err = t_capture(2, t_try_init, &init);
+	ck_assert_msg(init.rc == 0, "init: %s", err);
 	ck_assert_str_eq(err, "");
 	free(err);
 	ck_assert_uint_eq(t_stats().span_size, 32ull << 30);
@@ -255,8 +250,8 @@ START_TEST(io_uring_setup_failure_fails_init_clearly)
 {
 	ck_assert_int_eq(mems_option_set("resident_max", "4M"), 0);
 	ck_assert_int_eq(mems_option_set("fail", "uring-init:1"), 0);
-	char *err = t_capture(2, try_init, NULL);
-	ck_assert_int_eq(init_rc, -1);
+	char *err = t_capture(2, t_try_init, &init);
+	ck_assert_int_eq(init.rc, -1);
 	ck_assert_msg(strstr(err, "resident cap: io_uring: Cannot allocate memory"), "%s", err);
 	free(err);
 	ck_assert_ptr_null(mems_ptr_malloc(10));

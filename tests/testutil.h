@@ -121,6 +121,19 @@ static inline void t_print_stats(void *unused)
 	mems_print_stats();
 }
 
+/* mems_try_init(), for t_capture: its result and errno into *(struct
+ * t_init *)arg, what it diagnoses on stderr. */
+struct t_init {
+	int rc, err;
+};
+static inline void t_try_init(void *arg)
+{
+	struct t_init *r = arg;
+	errno = 0;
+	r->rc = mems_try_init();
+	r->err = errno;
+}
+
 /* mems_ptr_free(p), for t_capture: what a bad free diagnoses on stderr. */
 static inline void t_ptr_free(void *p)
 {
