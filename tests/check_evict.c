@@ -396,6 +396,38 @@ START_TEST(clean_pages_are_dropped_without_a_write)
 }
 END_TEST
 
+/* n blocks of pages pages each, block i filled with version i, then all
+ * but every every-th freed (a[i] NULL).  Returns the pages touched
+ * before the frees. */
+static uint64_t blocks_thinned(unsigned char **a, int n, uint64_t pages, int every)
+{
+	for (int i = 0; i < n; i++)
+		a[i] = filled(pages, (uint64_t)i);
+	uint64_t touched = t_stats().pages_touched;
+	for (int i = 0; i < n; i++)
+		if (i % every) {
+			mems_ptr_free(a[i]);
+			a[i] = NULL;
+		}
+	return touched;
+}
+
+/* Pages of the blocks blocks_thinned() kept that do not hold their data. */
+static uint64_t kept_blocks_bad(unsigned char **a, int n, uint64_t pages, int every)
+{
+	uint64_t bad = 0;
+	for (int i = 0; i < n; i += every)
+		for (uint64_t k = 0; k < pages; k++)
+			bad += !check(a[i] + k * PS, k, (uint64_t)i);
+	return bad;
+}
+
+static void kept_blocks_free(unsigned char **a, int n, int every)
+{
+	for (int i = 0; i < n; i += every)
+		mems_ptr_free(a[i]);
+}
+
 /* A purge delay holds under a cap: freed pages stay resident, counted,
  * until the cap needs their room; then the evictor gives them back before
  * it evicts anything in use, and with no write to the store. */
@@ -408,14 +440,7 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 	/* half a cap of blocks; seven in eight freed, so that the free pages
 	 * are scattered over the bitmaps' words */
 	unsigned char *a[BLOCKS];
-	for (int i = 0; i < BLOCKS; i++)
-		a[i] = filled(BLOCK_PAGES, (uint64_t)i);
-	uint64_t before = t_stats().pages_touched;
-	for (int i = 0; i < BLOCKS; i++)
-		if (i % 8) {
-			mems_ptr_free(a[i]);
-			a[i] = NULL;
-		}
+	uint64_t before = blocks_thinned(a, BLOCKS, BLOCK_PAGES, 8);
 	struct mems_stats s = settled();
 	ck_assert_uint_eq(s.pages_touched, before);
 	ck_assert_uint_eq(s.pages_released, 0);
@@ -425,9 +450,7 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 	uint64_t bad = 0;
 	for (uint64_t i = 0; i < b_pages; i++)
 		bad += !check(b + i * PS, i, 1000);
-	for (int i = 0; i < BLOCKS; i += 8)
-		for (uint64_t k = 0; k < BLOCK_PAGES; k++)
-			bad += !check(a[i] + k * PS, k, (uint64_t)i);
+	bad += kept_blocks_bad(a, BLOCKS, BLOCK_PAGES, 8);
 	ck_assert_uint_eq(bad, 0);
 	s = settled();
 	ck_assert_uint_le(s.pages_touched, cap);
@@ -437,8 +460,7 @@ START_TEST(freed_pages_under_a_cap_wait_for_the_delay_and_go_first)
 	ck_assert_uint_eq(s.pages_touched, t_mincore());
 	ck_assert_int_eq(mems_check(), 0);
 	mems_ptr_free(b);
-	for (int i = 0; i < BLOCKS; i += 8)
-		mems_ptr_free(a[i]);
+	kept_blocks_free(a, BLOCKS, 8);
 }
 END_TEST
 
@@ -456,13 +478,7 @@ START_TEST(free_pages_are_given_back_after_a_failed_protection)
 	ck_assert_int_eq(mems_option_set("purge_delay", "-1"), 0);
 	start_cap("4M");
 	unsigned char *a[BLOCKS];
-	for (int i = 0; i < BLOCKS; i++)
-		a[i] = filled(BLOCK_PAGES, (uint64_t)i);
-	for (int i = 0; i < BLOCKS; i++)
-		if (i % 4) {
-			mems_ptr_free(a[i]);
-			a[i] = NULL;
-		}
+	ck_assert_uint_eq(blocks_thinned(a, BLOCKS, BLOCK_PAGES, 4), kept + nfree);
 	struct mems_stats s = settled();
 	ck_assert_uint_eq(s.pages_touched, kept + nfree);
 	ck_assert_uint_eq(s.pages_released, 0);
@@ -482,14 +498,11 @@ START_TEST(free_pages_are_given_back_after_a_failed_protection)
 	uint64_t bad = 0;
 	for (uint64_t i = 0; i < b_pages; i++)
 		bad += !check(b + i * PS, i, 1000);
-	for (int i = 0; i < BLOCKS; i += 4)
-		for (uint64_t k = 0; k < BLOCK_PAGES; k++)
-			bad += !check(a[i] + k * PS, k, (uint64_t)i);
+	bad += kept_blocks_bad(a, BLOCKS, BLOCK_PAGES, 4);
 	ck_assert_uint_eq(bad, 0);
 	ck_assert_int_eq(mems_check(), 0);
 	mems_ptr_free(b);
-	for (int i = 0; i < BLOCKS; i += 4)
-		mems_ptr_free(a[i]);
+	kept_blocks_free(a, BLOCKS, 4);
 }
 END_TEST
 
