@@ -190,19 +190,27 @@ void mems_print_stats(void)
 
 /* MEMS_STATS_ON_EXIT=1: the block on stderr when the process exits, with
  * write(2) to the copy of stderr taken at initialisation: stdio, and fd 2
- * itself, may be gone by now, and nothing here allocates.  Called from
+ * itself, may be gone by now, and nothing here allocates.  A program that
+ * closed the copy (closing every descriptor above 2 is common in daemons)
+ * gets the block on fd 2 if that is still the same file.  Called from
  * mems.c's destructor (see there). */
 void mems_stats_at_exit(void)
 {
 	struct sbuf b;
+	int fd = mems_g.stats_fd;
 
-	if (!mems_g.ready || !mems_stats_fd_ours())
+	if (!mems_g.ready || fd < 0)
 		return;
+	if (!mems_stats_fd_ours()) {
+		if (!os_fd_is(STDERR_FILENO, mems_g.stats_id))
+			return;
+		fd = STDERR_FILENO;
+	}
 	render_block(&b);
 	if (!b.p)
 		return;
 	for (size_t done = 0; done < b.len;) {
-		ssize_t w = write(mems_g.stats_fd, b.p + done, b.len - done);
+		ssize_t w = write(fd, b.p + done, b.len - done);
 		if (w <= 0)
 			break;
 		done += (size_t)w;

@@ -290,24 +290,42 @@ END_TEST
 /* MEMS_STATS_ON_EXIT keeps a copy of stderr.  A program that closes it
  * and opens a file of its own under the same number (closing every
  * descriptor is common in daemons) gets no stats block in that file, and
- * mems_finish does not close it. */
+ * mems_finish does not close it; the block goes to fd 2 instead while that
+ * is still the file the copy was of, and nowhere when it is not. */
+static off_t file_size(int fd)
+{
+	struct stat sb;
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	return sb.st_size;
+}
+
 START_TEST(stats_at_exit_never_go_to_a_reused_descriptor)
 {
-	char path[] = "/tmp/mems-statsfd-XXXXXX";
-	int f = mkstemp(path);
-	ck_assert_int_ge(f, 0);
-	unlink(path);
-	for (int finish = 0; finish < 2; finish++) {
+	enum { REUSED, REUSED_FINISH, CLOSED, STDERR_ELSEWHERE, NCASES };
+	int f[3];                              /* the program's, stderr, another */
+	for (int i = 0; i < 3; i++) {
+		char path[] = "/tmp/mems-statsfd-XXXXXX";
+		f[i] = mkstemp(path);
+		ck_assert_int_ge(f[i], 0);
+		unlink(path);
+	}
+	for (int c = 0; c < NCASES; c++) {
 		fflush(NULL);
 		pid_t pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
+			if (dup2(f[1], STDERR_FILENO) != STDERR_FILENO)
+				_exit(2);
 			if (mems_option_set("stats_on_exit", "1") != 0 || mems_try_init() != 0)
 				_exit(3);
 			int sfd = mems_g.stats_fd;
-			if (sfd < 0 || close(sfd) != 0 || dup2(f, sfd) != sfd)
+			if (sfd < 0 || close(sfd) != 0)
 				_exit(4);
-			if (finish) {
+			if ((c == REUSED || c == REUSED_FINISH) && dup2(f[0], sfd) != sfd)
+				_exit(4);
+			if (c == STDERR_ELSEWHERE && dup2(f[2], STDERR_FILENO) != STDERR_FILENO)
+				_exit(4);
+			if (c == REUSED_FINISH) {
 				mems_finish();
 				if (fcntl(sfd, F_GETFD) < 0)
 					_exit(5);       /* closed the program's file */
@@ -316,12 +334,22 @@ START_TEST(stats_at_exit_never_go_to_a_reused_descriptor)
 		}
 		int st;
 		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
-		struct stat sb;
-		ck_assert_int_eq(fstat(f, &sb), 0);
-		ck_assert_int_eq(sb.st_size, 0);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "case %d: child status %#x", c,
+			      st);
+		ck_assert_int_eq(file_size(f[0]), 0);
+		ck_assert_int_eq(file_size(f[2]), 0);
+		off_t want = c == REUSED || c == CLOSED;
+		char buf[64] = "";
+		ck_assert_int_eq(file_size(f[1]) > 0, want);
+		if (want) {
+			ck_assert_int_gt(pread(f[1], buf, sizeof buf - 1, 0), 0);
+			ck_assert_msg(strstr(buf, "MeMS SYSTEM STATS"), "case %d: %s", c, buf);
+			ck_assert_int_eq(ftruncate(f[1], 0), 0);
+			ck_assert_int_eq(lseek(f[1], 0, SEEK_SET), 0);  /* the child's offset */
+		}
 	}
-	close(f);
+	for (int i = 0; i < 3; i++)
+		close(f[i]);
 }
 END_TEST
 
