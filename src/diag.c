@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "span.h"
+
 void mems_diag(const char *fmt, ...)
 {
 	char line[512];
@@ -21,8 +23,12 @@ void mems_diag(const char *fmt, ...)
 	if (n > (int)sizeof line - 2)
 		n = (int)sizeof line - 2;
 	line[n++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	int fd = os_get_stderr();
+	if (fd < 0)
+		return;
+	ssize_t w = write(fd, line, (size_t)n);
 	(void)w;
+	os_put_stderr(fd);
 }
 
 const char *mems_strerror(int err)

@@ -81,7 +81,6 @@
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -134,7 +133,7 @@ struct mems_evict {
 	pthread_t thread;
 	int running;
 	pthread_cond_t wake, idle;
-	int roomfd;
+	int roomfd, roomwr;            /* a pipe: the evictor writes, the handler polls */
 	int busy, frozen, stopping;
 	int stalled;                   /* cannot evict now (a store write or
 					  the write protection failed, or no
@@ -197,8 +196,8 @@ static void stall(struct mems_evict *ev)
 
 static void room_signal(struct mems_evict *ev)
 {
-	uint64_t one = 1;
-	if (write(ev->roomfd, &one, sizeof one) < 0 && errno != EAGAIN)
+	char one = 1;
+	if (write(ev->roomwr, &one, 1) < 0 && errno != EAGAIN)    /* EAGAIN: signals pending */
 		mems_diag("evictor: cannot signal the handler: %s", mems_strerror(errno));
 }
 
@@ -605,6 +604,7 @@ void evict_kick(struct mems_pager *pg)
 	pthread_cond_signal(&pg->ev->wake);
 }
 
+
 int evict_swapped(struct mems_pager *pg, uint64_t pi)
 {
 	return map_get(pg->ev->slotted, pi) && !map_get(pg->resident, pi);
@@ -814,10 +814,11 @@ void evict_fork_child(struct mems_pager *pg)
 	 * of the parent's rings (shared memory, the parent still uses it) */
 	store_fork_child(&ev->store);
 	if (ev->ering_ok)
-		close(ev->ering.ring_fd);
+		os_fd_close(ev->ering.ring_fd);
 	if (ev->hring_ok)
-		close(ev->hring.ring_fd);
-	close(ev->roomfd);
+		os_fd_close(ev->hring.ring_fd);
+	os_fd_close(ev->roomfd);
+	os_fd_close(ev->roomwr);
 	pg->ev = NULL;
 }
 
@@ -825,15 +826,26 @@ void evict_fork_child(struct mems_pager *pg)
  * Start, stop, counters
  * ------------------------------------------------------------------- */
 
+/* liburing closes the ring's descriptor: not when the program has taken
+ * its number */
+static void ring_exit(struct io_uring *ring)
+{
+	int fd = ring->ring_fd;
+	if (!os_fd_mine(fd))
+		ring->ring_fd = -1;
+	io_uring_queue_exit(ring);
+	os_fd_forget(fd);
+}
+
 static void free_ev(struct mems_pager *pg, struct mems_evict *ev)
 {
 	if (ev->ering_ok)
-		io_uring_queue_exit(&ev->ering);
+		ring_exit(&ev->ering);
 	if (ev->hring_ok)
-		io_uring_queue_exit(&ev->hring);
+		ring_exit(&ev->hring);
 	store_close(&ev->store);
-	if (ev->roomfd >= 0)
-		close(ev->roomfd);
+	os_fd_close(ev->roomfd);
+	os_fd_close(ev->roomwr);
 	if (ev->slot)
 		os_unmap(ev->slot, ev->slot_bytes);
 	if (ev->seq)
@@ -858,7 +870,7 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
 		snprintf(why, whylen, "cannot map the evictor's state: %s", mems_strerror(errno));
 		return -1;
 	}
-	ev->roomfd = -1;
+	ev->roomfd = ev->roomwr = -1;
 	ev->store.fd = -1;
 	ev->cap = cap / pg->ps;
 	ev->headroom = ev->cap / 8 < 4 * BATCH ? ev->cap / 8 : 4 * BATCH;
@@ -885,7 +897,11 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
 	ev->slot = os_map_meta(ev->slot_bytes);
 	ev->slotted = os_map_meta(3 * ev->map_bytes);
 	ev->ebuf = os_map_meta((BATCH + PAGEIN_MAX) * pg->ps);
-	ev->roomfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int room[2];
+	if (pipe2(room, O_CLOEXEC | O_NONBLOCK) == 0) {
+		ev->roomfd = os_fd_note(room[0]);
+		ev->roomwr = os_fd_note(room[1]);
+	}
 	if (!ev->slot || !ev->slotted || !ev->ebuf || ev->roomfd < 0) {
 		snprintf(why, whylen, "cannot set up the evictor: %s", mems_strerror(errno));
 		goto fail;
@@ -901,12 +917,16 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
 	if (store_ring_init(&ev->ering, 2 * BATCH) != 0)
 		goto ring;
 	ev->ering_ok = 1;
+	os_fd_note(ev->ering.ring_fd);
 	if (store_ring_init(&ev->hring, 2 * PAGEIN_MAX) != 0)
 		goto ring;
 	ev->hring_ok = 1;
+	os_fd_note(ev->hring.ring_fd);
 
 	pg->ev = ev;
-	int rc = os_thread_start(&ev->thread, evictor_main, pg);
+	int keep[1 + EVICT_FDS] = { pg->uffd };    /* see start_handler */
+	int rc = os_thread_start(&ev->thread, evictor_main, pg, keep,
+				 1 + evict_fds(pg, keep + 1));
 	if (rc != 0) {
 		pg->ev = NULL;
 		snprintf(why, whylen, "cannot start the evictor thread: %s", mems_strerror(rc));
@@ -945,6 +965,18 @@ void evict_free(struct mems_pager *pg)
 	evict_stop(pg);
 	pg->ev = NULL;
 	free_ev(pg, ev);
+}
+
+int evict_fds(struct mems_pager *pg, int *fds)
+{
+	struct mems_evict *ev = pg->ev;
+	int n = 0;
+	fds[n++] = ev->roomfd;
+	fds[n++] = ev->roomwr;
+	fds[n++] = ev->store.fd;
+	fds[n++] = ev->ering_ok ? ev->ering.ring_fd : -1;
+	fds[n++] = ev->hring_ok ? ev->hring.ring_fd : -1;
+	return n;
 }
 
 int evict_roomfd(struct mems_pager *pg)

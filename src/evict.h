@@ -34,8 +34,13 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
  * everything (evict_free stops the thread first if need be). */
 void evict_stop(struct mems_pager *pg);
 void evict_free(struct mems_pager *pg);
-/* The eventfd that becomes readable when the evictor has made room. */
+/* The pipe that becomes readable when the evictor has made room. */
 int evict_roomfd(struct mems_pager *pg);
+/* The evictor's descriptors (the store, the rings, the room pipe) into
+ * fds[0..EVICT_FDS), -1 for none: what MeMS's threads keep in their own
+ * tables (span.h, os_own_fds).  Returns EVICT_FDS. */
+#define EVICT_FDS 5
+int evict_fds(struct mems_pager *pg, int *fds);
 
 /* Pages the handler may populate now (UINT64_MAX when it need not wait). */
 uint64_t evict_room(struct mems_pager *pg);

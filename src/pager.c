@@ -68,7 +68,6 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -566,18 +565,63 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 	return 0;
 }
 
+/* Stopping the handler.  The program may have closed any descriptor of
+ * ours (closing every one is common in daemons), so the handler is not
+ * stopped through one: it is asked through memory.  The bell is a page
+ * registered on the userfaultfd apart from the span, missing until the
+ * handler populates it; reading it is a fault that only the handler can
+ * answer, and once stopping is set, answering it is its last act.  (A bell
+ * read by someone else, a debugger say, is answered and changes nothing:
+ * stop_handler makes it missing again before it rings.) */
+static int ring_answer(struct mems_pager *pg)
+{
+	struct uffdio_zeropage z = { .range = { .start = (uintptr_t)pg->bell, .len = pg->ps } };
+	if (ioctl(pg->uffd, UFFDIO_ZEROPAGE, &z) != 0 && errno != EEXIST) {
+		struct uffdio_range r = z.range;
+		ioctl(pg->uffd, UFFDIO_WAKE, &r);
+	}
+	return atomic_load(&pg->stopping);
+}
+
+static void bell_stop(struct mems_pager *pg)
+{
+	if (pg->bell)
+		os_unmap(pg->bell, pg->ps);     /* its registration goes with it */
+	pg->bell = NULL;
+}
+
+static int bell_start(struct mems_pager *pg)
+{
+	pg->bell = os_map_meta(pg->ps);
+	if (!pg->bell)
+		return -1;
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)pg->bell, .len = pg->ps },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int e = fail_now(FP_UFFD_REGISTER);
+	if (!e && ioctl(pg->uffd, UFFDIO_REGISTER, &reg) != 0)
+		e = errno;
+	if (e) {
+		os_unmap(pg->bell, pg->ps);
+		pg->bell = NULL;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 /* Read a batch of faults.  Right after a batch the next fault usually
  * follows within microseconds (the woken thread runs on and faults again),
  * and sleeping in poll() would add two wake-ups across CPUs to its round
  * trip; so first keep reading for up to spin_ns, then sleep.  With faults
- * waiting for room under the resident cap, the evictor's eventfd wakes us
+ * waiting for room under the resident cap, the evictor's pipe wakes us
  * too (and len is 0 when no more faults can be put aside).
- * Returns the bytes read, 0 to stop, -1 on error, -2 when room was made. */
+ * Returns the bytes read, -1 on error, -2 when room was made. */
 static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t len,
 			   int after_batch, int want_room)
 {
-	struct pollfd pfd[3] = { { .fd = len ? pg->uffd : -1, .events = POLLIN },
-				 { .fd = pg->evfd, .events = POLLIN },
+	struct pollfd pfd[2] = { { .fd = len ? pg->uffd : -1, .events = POLLIN },
 				 { .fd = want_room ? evict_roomfd(pg) : -1, .events = POLLIN } };
 	if (after_batch && pg->spin_ns && len && !want_room) {
 		uint64_t until = os_now_ns() + pg->spin_ns;
@@ -588,16 +632,14 @@ static ssize_t read_faults(struct mems_pager *pg, struct uffd_msg *msgs, size_t 
 		} while (os_now_ns() < until);
 	}
 	for (;;) {
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		if (pfd[1].revents)
-			return 0;
-		if (pfd[2].revents) {
-			uint64_t v;
-			if (read(pfd[2].fd, &v, sizeof v) < 0 && errno != EAGAIN)
+		if (pfd[1].revents) {
+			char v[64];     /* the evictor's signals, a byte each */
+			if (read(pfd[1].fd, v, sizeof v) < 0 && errno != EAGAIN)
 				return -1;
 			return -2;
 		}
@@ -624,14 +666,16 @@ static void *handler_main(void *arg)
 	static struct deferred defer[DEFER_MAX];   /* one handler per process */
 	size_t ndefer = 0;
 	ssize_t got;
-	int after_batch = 0;
+	int after_batch = 0, stop = 0;
 
 	pager_in_handler_ = 1;
 
-	while ((got = read_faults(pg, msgs, ndefer + 64 <= DEFER_MAX ? sizeof msgs : 0,
-				  after_batch, ndefer > 0)) != 0) {
+	while (!stop) {
+		got = read_faults(pg, msgs, ndefer + 64 <= DEFER_MAX ? sizeof msgs : 0,
+				  after_batch, ndefer > 0);
 		if (got == -1) {
 			mems_diag("pager: reading faults: %s", mems_strerror(errno));
+			atomic_store(&pg->handler_gone, 1);
 			return NULL;
 		}
 		if (got < 0)
@@ -648,6 +692,10 @@ static void *handler_main(void *arg)
 		for (size_t i = 0; i < (size_t)got / sizeof msgs[0]; i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
+			if (msgs[i].arg.pagefault.address - (uintptr_t)pg->bell < pg->ps) {
+				stop |= ring_answer(pg);
+				continue;
+			}
 			uint64_t flags = msgs[i].arg.pagefault.flags;
 			struct deferred d = {
 				.addr = msgs[i].arg.pagefault.address, .t_read = t_read,
@@ -742,14 +790,17 @@ static void reason_add(struct mems_pager *pg, const char *what, int err)
 
 static void stop_handler(struct mems_pager *pg)
 {
-	uint64_t one = 1;
-	if (write(pg->evfd, &one, sizeof one) != sizeof one)
-		mems_diag("pager: cannot stop the handler: %s", mems_strerror(errno));
+	atomic_store(&pg->stopping, 1);
+	/* a handler gone on an error has no reader of the userfaultfd left:
+	 * its table was the last holder of it (or the program closed it), so
+	 * the registration went with it and the bell would not be answered */
+	if (!atomic_load(&pg->handler_gone)) {
+		os_release(pg->bell, pg->ps);
+		(void)*(volatile char *)pg->bell;
+	}
 	pthread_join(pg->thread, NULL);
 	pg->running = 0;
 	ahead_stop(pg);
-	close(pg->evfd);
-	pg->evfd = -1;
 }
 
 /* The handler thread first, then the registration: once the span is
@@ -764,19 +815,26 @@ static int start_handler(struct mems_pager *pg, int ahead)
 	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) |
 			(1ull << _UFFDIO_WAKE) | (pg->ev ? 1ull << _UFFDIO_WRITEPROTECT : 0);
 
-	pg->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (pg->evfd < 0)
+	/* the bell before the threads, which take the descriptors of the
+	 * moment into tables of their own */
+	if (bell_start(pg) != 0)
 		return -1;
+	atomic_store(&pg->stopping, 0);
+	atomic_store(&pg->handler_gone, 0);
 	/* the helper before the handler, which reads ahead_on; without one
 	 * (no second CPU, or no thread to be had) the handler works alone */
 	pg->ahead_stop = 0;
 	pg->ahead_on = ahead && !pg->ev && ahead_worth_it() &&
-		       os_thread_start(&pg->ahead_thread, ahead_main, pg) == 0;
-	int rc = os_thread_start(&pg->thread, handler_main, pg);
+		       os_thread_start(&pg->ahead_thread, ahead_main, pg, &pg->uffd, 1) == 0;
+	/* the userfaultfd and the evictor's files in a table of the
+	 * handler's own, which a program closing its descriptors leaves
+	 * alone (span.h, os_own_fds) */
+	int keep[1 + EVICT_FDS] = { pg->uffd };
+	int rc = os_thread_start(&pg->thread, handler_main, pg, keep,
+				 1 + (pg->ev ? evict_fds(pg, keep + 1) : 0));
 	if (rc != 0) {
 		ahead_stop(pg);
-		close(pg->evfd);
-		pg->evfd = -1;
+		bell_stop(pg);
 		errno = rc;
 		return -1;
 	}
@@ -790,6 +848,7 @@ static int start_handler(struct mems_pager *pg, int ahead)
 		e = ENOTSUP;
 	if (e) {
 		stop_handler(pg);
+		bell_stop(pg);
 		errno = e;
 		return -1;
 	}
@@ -809,7 +868,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 	int lo = 0, hi = 3, allow_kernel = 1;
 
 	memset(pg, 0, sizeof *pg);
-	pg->uffd = pg->evfd = -1;
+	pg->uffd = -1;
 	pg->base = base;
 	pg->span = span;
 	pg->ps = os_page_size();
@@ -865,7 +924,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 			reason_add(pg, ways[i].what, errno);
 			continue;
 		}
-		pg->uffd = fd;
+		pg->uffd = os_fd_note(fd);
 		pg->thread_ids = (features & UFFD_FEATURE_THREAD_ID) != 0;
 		if (cf->cap) {
 			char why[sizeof pg->reason - 16];
@@ -873,7 +932,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 					(features & UFFD_FEATURE_POISON) != 0, why, sizeof why) != 0) {
 				int e = errno;
 				snprintf(pg->reason, sizeof pg->reason, "resident cap: %s", why);
-				close(fd);
+				os_fd_close(fd);
 				pg->uffd = -1;
 				errno = e;
 				goto fail;
@@ -882,7 +941,7 @@ int pager_start(struct mems_pager *pg, const struct pager_config *cf, char *base
 		if (start_handler(pg, cf->ahead && ways[i].mode == MEMS_PAGER_UFFD) != 0) {
 			reason_add(pg, ways[i].what, errno);
 			evict_free(pg);
-			close(fd);
+			os_fd_close(fd);
 			pg->uffd = -1;
 			continue;
 		}
@@ -923,12 +982,11 @@ void pager_stop(struct mems_pager *pg)
 	evict_stop(pg);
 	if (pg->running)
 		stop_handler(pg);
+	bell_stop(pg);
 	evict_free(pg);
-	if (pg->evfd >= 0)
-		close(pg->evfd);
 	if (pg->uffd >= 0)
-		close(pg->uffd);
-	pg->evfd = pg->uffd = -1;
+		os_fd_close(pg->uffd);
+	pg->uffd = -1;
 	if (pg->resident)
 		os_unmap(pg->resident, 3 * pg->resident_bytes);
 	if (pg->zeros)
@@ -1110,6 +1168,15 @@ int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)
 		trace_event(t0, TRACE_ALLOC, lo * pg->ps, (uint32_t)n, (uint32_t)syscall(SYS_gettid),
 			    (uint32_t)(trace_now() - t0), pg->touched, atomic_load(&pg->committed) / pg->ps);
 	pthread_mutex_unlock(&pg->lock);
+	if (err && !os_fd_mine(pg->uffd)) {
+		/* The program closed our userfaultfd (its number in the
+		 * handler's table stays ours): read each page instead, a
+		 * fault from user mode that the handler answers.  Reading
+		 * never changes a page that a neighbouring block shares. */
+		for (uint64_t i = lo; i < hi; i++)
+			(void)*(volatile char *)(pg->base + i * pg->ps);
+		return 0;
+	}
 	if (err) {
 		errno = err;
 		return -1;
@@ -1181,9 +1248,9 @@ void pager_fork_child(struct mems_pager *pg)
 		return;
 	if (pg->ev)
 		evict_fork_child(pg);
-	close(pg->uffd);
-	close(pg->evfd);
-	pg->uffd = pg->evfd = -1;
+	os_fd_close(pg->uffd);
+	pg->uffd = -1;
+	bell_stop(pg);
 	pg->running = 0;
 	os_unmap(pg->zeros, pg->zeros_bytes);
 	pg->zeros = NULL;

@@ -12,7 +12,11 @@
 struct mems_pager {
 	enum mems_pager_mode mode;
 	char reason[160];
-	int uffd, evfd;
+	int uffd;
+	/* A page registered apart from the span, which only the handler can
+	 * populate: mems_finish stops the handler by reading it (pager.c) */
+	char *bell;
+	_Atomic int stopping, handler_gone;
 	pthread_t thread;
 	int running;
 	char *base;

@@ -108,7 +108,7 @@ void purge_freed_locked(void)
 		pu.stop = 0;
 		pu.delay_ns = (uint64_t)mems_g.purge_delay_ns;
 		atomic_store(&pu.idle, 0);
-		int err = os_thread_start(&pu.thread, purger, NULL);
+		int err = os_thread_start(&pu.thread, purger, NULL, NULL, -1);
 		if (err) {
 			static int said;
 			if (!said++)

@@ -17,10 +17,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,26 +169,145 @@ uint64_t os_now_ns(void)
  * it leaves them 256 KiB */
 #define THREAD_STACK (1u << 20)
 
-int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+#define NOTED 16
+static struct { int fd1; uint64_t id[2]; } noted[NOTED];   /* fd1: fd + 1, 0 free */
+
+static int noted_at(int fd)
+{
+	for (int i = 0; i < NOTED; i++)
+		if (noted[i].fd1 == fd + 1)
+			return i;
+	return -1;
+}
+
+int os_fd_note(int fd)
+{
+	if (fd < 0)
+		return fd;
+	int i = noted_at(fd);
+	if (i < 0)
+		i = noted_at(-1);
+	if (i >= 0 && os_fd_id(fd, noted[i].id) == 0)
+		noted[i].fd1 = fd + 1;
+	return fd;
+}
+
+int os_fd_mine(int fd)
+{
+	int i = fd < 0 ? -1 : noted_at(fd);
+	return i >= 0 && os_fd_is(fd, noted[i].id);
+}
+
+void os_fd_close(int fd)
+{
+	if (os_fd_mine(fd))
+		close(fd);
+	os_fd_forget(fd);
+}
+
+void os_fd_forget(int fd)
+{
+	int i = fd < 0 ? -1 : noted_at(fd);
+	if (i >= 0)
+		noted[i].fd1 = 0;
+}
+
+/* The thread's own descriptor to the process (pidfd_open(2)), through
+ * which it reaches the program's stderr; -1 in a thread that shares the
+ * program's table. */
+static __thread int own_pidfd = -1;
+static __thread int own_table;
+
+int os_own_fds(const int *keep, int n)
+{
+	int k[16], nk = 0;
+	for (int i = 0; i < n && nk < 16; i++) {
+		if (keep[i] < 0)
+			continue;
+		int j = nk++;
+		for (; j > 0 && k[j - 1] > keep[i]; j--)
+			k[j] = k[j - 1];
+		k[j] = keep[i];
+	}
+	/* close_range first, on a range that holds nothing: without it the
+	 * copy would hold every file of the program open */
+	if (syscall(SYS_close_range, ~0u, ~0u, 0) != 0 || unshare(CLONE_FILES) != 0)
+		return -1;
+	unsigned lo = 0;
+	for (int i = 0; i < nk; i++) {
+		if ((unsigned)k[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned)k[i] - 1, 0);
+		lo = (unsigned)k[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0u, 0);
+	own_table = 1;
+	own_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	return 0;
+}
+
+int os_get_stderr(void)
+{
+	if (!own_table)
+		return STDERR_FILENO;
+	return own_pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, own_pidfd, STDERR_FILENO, 0);
+}
+
+void os_put_stderr(int fd)
+{
+	if (own_table && fd >= 0)
+		close(fd);
+}
+
+/* What a new thread of MeMS's is started with: it takes its descriptors
+ * into a table of its own before its creator goes on. */
+struct start {
+	void *(*fn)(void *);
+	void *arg;
+	const int *keep;
+	int nkeep;
+	sem_t taken;
+};
+
+static void *thread_begin(void *p)
+{
+	struct start *st = p;
+	void *(*fn)(void *) = st->fn;
+	void *arg = st->arg;
+	if (st->nkeep >= 0)
+		(void)os_own_fds(st->keep, st->nkeep);
+	sem_post(&st->taken);           /* st is gone after this */
+	return fn(arg);
+}
+
+int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const int *keep, int nkeep)
 {
 	int e = injected(FP_THREAD);
 	if (e)
 		return e;
+	struct start st = { fn, arg, keep, nkeep, { { 0 } } };
+	if (sem_init(&st.taken, 0, 0) != 0)
+		return errno;
 	/* the default (RLIMIT_STACK, 8 MiB) would only take address space,
 	 * which counts under ulimit -v */
 	pthread_attr_t at;
-	if (pthread_attr_init(&at) != 0)
+	if (pthread_attr_init(&at) != 0) {
+		sem_destroy(&st.taken);
 		return EAGAIN;
+	}
 	pthread_attr_setstacksize(&at, THREAD_STACK);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(t, &at, fn, arg);
+	int rc = pthread_create(t, &at, thread_begin, &st);
 	if (rc == EINVAL)
 		/* glibc carves static TLS out of the stack: a program with
 		 * much of it needs the default */
-		rc = pthread_create(t, NULL, fn, arg);
+		rc = pthread_create(t, NULL, thread_begin, &st);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&at);
+	/* signals are blocked in the new thread only: EINTR can reach us */
+	while (rc == 0 && sem_wait(&st.taken) != 0)
+		;
+	sem_destroy(&st.taken);
 	return rc;
 }

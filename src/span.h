@@ -22,6 +22,29 @@ uint64_t os_address_room(uint64_t *limit);
  * files of its own under the same numbers). */
 int os_fd_id(int fd, uint64_t id[2]);
 int os_fd_is(int fd, const uint64_t id[2]);
+/* MeMS's descriptors in the program's table.  os_fd_note records what fd
+ * refers to (and returns it); os_fd_mine says whether fd still refers to
+ * it; os_fd_close closes it only then, and forgets it either way;
+ * os_fd_forget forgets it.  Only for files with an inode of their own
+ * (not eventfds, which share one), under the allocator lock or in a fork
+ * child. */
+int os_fd_note(int fd);
+int os_fd_mine(int fd);
+void os_fd_close(int fd);
+void os_fd_forget(int fd);
+/* Give the calling thread, one of MeMS's, a descriptor table of its own
+ * that holds keep[0..n) (entries < 0 skipped) and nothing else.  A program
+ * that closes every descriptor (daemons and ssh do) then cannot close the
+ * files MeMS's threads work with, nor make them read or write a file of
+ * its own opened under the same number; and the program's files are not
+ * held open by MeMS.  0, or -1 (errno) when the thread goes on sharing
+ * the program's table (close_range(2) or unshare(2) missing or refused). */
+int os_own_fds(const int *keep, int n);
+/* The descriptor to write diagnostics to from this thread: STDERR_FILENO,
+ * or in a thread with a table of its own a copy of the program's fd 2
+ * (pidfd_getfd(2)), which os_put_stderr() closes; -1 when there is none. */
+int os_get_stderr(void);
+void os_put_stderr(int fd);
 /* Read/write anonymous memory for metadata, populated lazily by the kernel
  * (never registered with userfaultfd).  NULL on failure (errno). */
 void *os_map_meta(size_t len);
@@ -40,7 +63,9 @@ int64_t os_resident_pages(void *p, size_t len);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t os_now_ns(void);
 /* Start one of MeMS's own threads with every signal blocked: signals meant
- * for the program must never run its handlers there.  0 or an errno. */
-int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+ * for the program must never run its handlers there.  With nkeep >= 0 it
+ * holds keep[0..nkeep) in a descriptor table of its own (os_own_fds)
+ * before this returns.  0 or an errno. */
+int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const int *keep, int nkeep);
 
 #endif

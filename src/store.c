@@ -98,14 +98,14 @@ int store_open(struct mems_store *st, const char *where, uint64_t nslots, uint64
 		return -1;
 	}
 	st->topunch = st->used + st->nslots / 64;
-	st->fd = fd;
+	st->fd = os_fd_note(fd);
 	return 0;
 }
 
 void store_close(struct mems_store *st)
 {
 	if (st->fd >= 0)
-		close(st->fd);
+		os_fd_close(st->fd);
 	if (st->used)
 		os_unmap(st->used, 2 * st->nslots / 8);
 	st->fd = -1;

@@ -113,7 +113,8 @@ static void drain(void)
 			return;
 		if (!os_fd_is(tr.fd, tr.fd_id)) {
 			/* the program closed it (and may have opened a file of
-			 * its own under its number): never write there */
+			 * its own under its number): never write there.  Only
+			 * a writer without a table of its own gets here. */
 			mems_diag("trace: the trace file's descriptor was closed; tracing stops");
 			tr.fd = -1;
 			atomic_store(&tr.on, 0);
@@ -146,6 +147,7 @@ static void *writer_main(void *arg)
 		nanosleep(&nap, NULL);
 		drain();
 	}
+	drain();        /* the last records: trace_stop waited out the producers */
 	return NULL;
 }
 
@@ -211,7 +213,9 @@ int trace_start(const char *path, uint64_t span_base, int thread_ids)
 	tr.head = tr.tail = 0;
 	tr.dropped = 0;
 	tr.stop = 0;
-	int rc = os_thread_start(&tr.writer, writer_main, NULL);
+	/* the trace file in a table of the writer's own, where the program
+	 * cannot close it (span.h) */
+	int rc = os_thread_start(&tr.writer, writer_main, NULL, &tr.fd, 1);
 	if (rc) {
 		errno = rc;
 		trace_stop();
@@ -233,7 +237,6 @@ void trace_stop(void)
 		atomic_store(&tr.stop, 1);
 		pthread_join(tr.writer, NULL);
 		tr.running = 0;
-		drain();
 		if (tr.dropped)
 			mems_diag("trace: %llu events dropped (the ring was full)",
 				  (unsigned long long)tr.dropped);

@@ -81,6 +81,18 @@ static void setup(void)
 		"print(len(lists), sum(map(len, lists)), len(d), len(d2), h.hexdigest())\n"
 		"del lists\n"
 		"print(sum(v[0] for v in d.values()))\n");
+	/* a daemon's first act: close every descriptor above 2, MeMS's too;
+	 * then files of its own take their numbers */
+	write_file("closeall.py",
+		"import os, hashlib\n"
+		"os.closerange(3, 1 << 16)\n"
+		"fs = [open('f%d' % i, 'w+b') for i in range(8)]\n"
+		"blocks = [bytes([i % 251]) * (4096 + i % 3000) for i in range(12000)]\n"
+		"for i, f in enumerate(fs): f.write(b'x' * (1000 + i))\n"
+		"h = hashlib.sha256()\n"
+		"for b in blocks: h.update(b)\n"
+		"print([f.fileno() for f in fs], sum(map(len, blocks)), h.hexdigest())\n"
+		"print([(f.seek(0), len(f.read()))[1] for f in fs])\n");
 	write_file("rows.sql",
 		"CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, grp INTEGER, val REAL);\n"
 		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)\n"
@@ -283,6 +295,17 @@ START_TEST(programs_run_under_an_address_space_limit)
 }
 END_TEST
 
+/* A program that closes every descriptor above 2 (daemons do, and ssh),
+ * under a resident cap a fifth of its heap: the evicted pages come back
+ * (MeMS's threads keep the userfaultfd and the store in descriptor tables
+ * of their own), its files under MeMS's old numbers hold only what it
+ * wrote, and nothing is said on stderr (same() compares it). */
+START_TEST(program_that_closes_every_descriptor_loses_nothing)
+{
+	same("MEMS_RESIDENT_MAX=16M /usr/bin/python3 $WORK/closeall.py", 1, 0);
+}
+END_TEST
+
 /* A program with much static TLS (glibc puts it on every thread's stack)
  * still gets MeMS's threads, and the uffd pager (same() checks the mode). */
 START_TEST(program_with_a_large_static_tls_runs_on_the_uffd_pager)
@@ -346,6 +369,7 @@ Suite *preload_suite(void)
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
 	tcase_add_test(tc, programs_run_under_an_address_space_limit);
 	tcase_add_test(tc, program_with_a_large_static_tls_runs_on_the_uffd_pager);
+	tcase_add_test(tc, program_that_closes_every_descriptor_loses_nothing);
 	tcase_add_test(tc, preload_defaults_to_a_100_ms_purge_small_runs_and_populate);
 	int n = (int)(sizeof progs / sizeof progs[0]);
 	tcase_add_loop_test(tc, real_program_as_root, 0, n);

@@ -3,13 +3,17 @@
  * setpriv --reuid=nobody: the pager must fall back to user-mode-only
  * userfaultfd, and read(2)/pread(2) into fresh MeMS memory must work.
  *
- * Usage: user_helper FILE EXPECTED_MODE   (exit 0 when all holds)
+ * Usage: user_helper FILE EXPECTED_MODE [--close-all]   (exit 0 when all
+ *        holds; --close-all: first close every descriptor above 2, as
+ *        daemons do, MeMS's own among them, and open FILE again under the
+ *        lowest free number, which was MeMS's)
  *        user_helper --force-uffd         (MEMS_PAGER=uffd must fail cleanly)
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "mems.h"
@@ -28,8 +32,9 @@ int main(int argc, char **argv)
 			FAIL("mems_malloc after a failed init did not fail with ENOMEM");
 		return 0;
 	}
-	if (argc != 3)
-		FAIL("usage: user_helper FILE MODE | --force-uffd");
+	int close_all = argc == 4 && !strcmp(argv[3], "--close-all");
+	if (argc != 3 && !close_all)
+		FAIL("usage: user_helper FILE MODE [--close-all] | --force-uffd");
 	if (getuid() == 0)
 		FAIL("running as root: the ordinary-user path is not tested");
 
@@ -46,6 +51,12 @@ int main(int argc, char **argv)
 	mems_stats_get(&st);
 	if (strcmp(st.mode_name, argv[2]))
 		FAIL("mode %s (%s), expected %s", st.mode_name, st.mode_reason, argv[2]);
+	if (close_all) {
+		if (syscall(SYS_close_range, 3, ~0u, 0) != 0)
+			FAIL("close_range: %s", strerror(errno));
+		if ((fd = open(argv[1], O_RDONLY)) != 3)
+			FAIL("open %s again: %d (%s)", argv[1], fd, strerror(errno));
+	}
 
 	for (int round = 0; round < 20; round++) {
 		/* fresh memory each round, some of it released and reused */
