@@ -140,6 +140,7 @@ struct mems_evict {
 					  victim): the handler stops waiting
 					  for room until the evictor retries */
 	int refill;                    /* over the cap since fork read all back */
+	int waiting;                   /* the handler has faults put aside for room */
 	uint64_t freed_since_stall;     /* slots freed since the stall */
 	int poison;                    /* UFFDIO_POISON is available */
 	char *ebuf, *hbuf;             /* staging: BATCH and PAGEIN_MAX pages */
@@ -197,6 +198,7 @@ static void stall(struct mems_evict *ev)
 static void room_signal(struct mems_evict *ev)
 {
 	char one = 1;
+	ev->waiting = 0;
 	if (write(ev->roomwr, &one, 1) < 0 && errno != EAGAIN)    /* EAGAIN: signals pending */
 		mems_diag("evictor: cannot signal the handler: %s", mems_strerror(errno));
 }
@@ -543,7 +545,8 @@ static void *evictor_main(void *arg)
 
 	pthread_mutex_lock(&pg->lock);
 	for (;;) {
-		while (!ev->stopping && (ev->frozen || !over_target(pg)) && !ev->store.npunch)
+		while (!ev->stopping && (ev->frozen || (!over_target(pg) && !ev->waiting)) &&
+		       !ev->store.npunch)
 			pthread_cond_wait(&ev->wake, &pg->lock);
 		if (ev->stopping)
 			break;
@@ -561,6 +564,8 @@ static void *evictor_main(void *arg)
 		pthread_cond_broadcast(&ev->idle);
 		if (ev->stopping)
 			break;
+		if (!ev->frozen && !over_target(pg) && ev->waiting)
+			room_signal(ev);        /* frees made the room */
 		if (ev->frozen || !over_target(pg))
 			continue;
 		if (ev->stalled) {
@@ -604,6 +609,17 @@ void evict_kick(struct mems_pager *pg)
 	pthread_cond_signal(&pg->ev->wake);
 }
 
+void evict_wait_room(struct mems_pager *pg)
+{
+	pg->ev->waiting = 1;
+	evict_kick(pg);
+}
+
+void evict_freed(struct mems_pager *pg)
+{
+	if (pg->ev->waiting)
+		evict_kick(pg);
+}
 
 int evict_swapped(struct mems_pager *pg, uint64_t pi)
 {

@@ -44,8 +44,13 @@ int evict_fds(struct mems_pager *pg, int *fds);
 
 /* Pages the handler may populate now (UINT64_MAX when it need not wait). */
 uint64_t evict_room(struct mems_pager *pg);
-/* Ask the evictor for room (the handler has faults waiting for it). */
+/* Wake the evictor. */
 void evict_kick(struct mems_pager *pg);
+/* The handler puts a fault aside until there is room: the evictor makes
+ * it, or finds it made by frees (evict_freed, after pages were given
+ * back), and signals it on the room pipe. */
+void evict_wait_room(struct mems_pager *pg);
+void evict_freed(struct mems_pager *pg);
 /* Page pi is evicted: its contents are in the store. */
 int evict_swapped(struct mems_pager *pg, uint64_t pi);
 /* n fresh pages from pi were populated (zero filled). */

@@ -474,7 +474,7 @@ static int resolve(struct mems_pager *pg, uint64_t addr, int write, int wp, uint
 	}
 	uint64_t room = pg->ev ? evict_room(pg) : UINT64_MAX;
 	if (!room) {
-		evict_kick(pg);
+		evict_wait_room(pg);
 		return 1;
 	}
 	pg->faults++;
@@ -1069,6 +1069,8 @@ void pager_purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 		/* kernel mode counts neither: see pager_counters() */
 		pg->touched -= freed;
 		pg->released += freed;
+		if (freed && pg->ev)
+			evict_freed(pg);
 	}
 }
 
