@@ -782,6 +782,11 @@ void evict_fork_prepare(struct mems_pager *pg)
 {
 	struct mems_evict *ev = pg->ev;
 	uint64_t lim = committed_pages(pg);
+	/* the program may have closed the ring and the userfaultfd in its
+	 * table (they live on in the handler's) */
+	int by_fault = !os_fd_mine(ev->ering.ring_fd) || !os_fd_mine(pg->uffd);
+	uint64_t lost = 0;
+	int lost_err = 0;
 
 	pthread_mutex_lock(&pg->lock);
 	ev->frozen = 1;
@@ -797,6 +802,15 @@ void evict_fork_prepare(struct mems_pager *pg)
 			i++;
 			continue;
 		}
+		if (by_fault) {
+			/* then a read of the page: the handler brings it back
+			 * (frozen, it never waits for room), and i is looked at
+			 * again */
+			pthread_mutex_unlock(&pg->lock);
+			(void)*(volatile char *)(pg->base + i * pg->ps);
+			pthread_mutex_lock(&pg->lock);
+			continue;
+		}
 		int err, woke;
 		uint64_t ok = read_back(pg, &ev->ering, ev->ebuf, i, BATCH, &err);
 		if (ok && (err = pager_copy_in(pg, i, ok, ev->ebuf, 1, &woke)) == 0) {
@@ -805,11 +819,14 @@ void evict_fork_prepare(struct mems_pager *pg)
 				fifo_push(pg, i, ok);
 			i += ok;
 		} else {
-			mems_diag("fork: cannot read an evicted page back: %s; the child "
-				  "reads zeros there", mems_strerror(err));
+			lost_err = err;
+			lost += ok ? ok : 1;
 			i += ok ? ok : 1;
 		}
 	}
+	if (lost)          /* one line, not one a page */
+		mems_diag("fork: cannot read %" PRIu64 " evicted pages back: %s; the child "
+			  "reads zeros there", lost, mems_strerror(lost_err));
 	/* (set after the wait for the evictor, which clears it) */
 	ev->refill = pg->touched > ev->cap;
 	pthread_mutex_unlock(&pg->lock);

@@ -407,6 +407,17 @@ START_TEST(closing_every_descriptor_loses_nothing)
 		mems_stats_get(&st);
 		if (strcmp(st.mode_name, "uffd") || !st.evictions || !st.page_ins || st.errors)
 			_exit(8);
+		/* fork reads every evicted page back first, by faults now */
+		pid_t kid = fork();
+		if (kid == 0) {
+			for (size_t i = 0; i < len; i++)
+				if (p[i] != (unsigned char)(i * 7 + i / 4096))
+					_exit(1);
+			_exit(0);
+		}
+		int ks;
+		if (kid < 0 || waitpid(kid, &ks, 0) != kid || !WIFEXITED(ks) || WEXITSTATUS(ks))
+			_exit(11);
 		mems_finish();
 		if (tasks_settled(tasks) != tasks)
 			_exit(9);                         /* every thread of MeMS gone */
