@@ -12,6 +12,7 @@
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -158,6 +159,10 @@ static struct result run(const char *cmd, int use_preload, int nobody)
 			_exit(125);
 		dup2(out, 1);
 		dup2(err, 2);
+		/* as a shell starts a program: nothing open above 2 (and so
+		 * MeMS's descriptors take the numbers a shell script's
+		 * "exec 3>file" takes) */
+		syscall(SYS_close_range, 3, ~0u, 0);
 		setenv("HOME", dir, 1);
 		setenv("WORK", work, 1);
 		setenv("LC_ALL", "C", 1);
@@ -255,6 +260,11 @@ static const struct { const char *name, *cmd; int procs; } progs[] = {
 		"jq -c 'map(.t[1]) | group_by(.) | map(length)' $WORK/data.json", 2 },
 	{ "awk", "awk '{ c[$1 % 1000]++; n += length($0) } END { for (k in c) m++; print m, n, NR }' "
 		 "$WORK/big.txt", 1 },
+	/* a shell taking the lowest numbers for its own files, where MeMS's
+	 * userfaultfd was: its fork children once closed the shell's file
+	 * there ("sh: 1: 3: Bad file descriptor", o3 empty) */
+	{ "sh exec 3>", "sh -c 'exec 3>o3 4>o4 5>o5; seq 1 100000 | sort -r >&3; seq 1 50 >&4; "
+			"echo five >&5; exec 3>&- 4>&- 5>&-; cksum o3 o4 o5'", 3 },
 };
 
 START_TEST(real_program_as_root)
