@@ -214,9 +214,11 @@ void os_fd_forget(int fd)
 
 /* The thread's own descriptor to the process (pidfd_open(2)), through
  * which it reaches the program's stderr; -1 in a thread that shares the
- * program's table. */
-static __thread int own_pidfd = -1;
-static __thread int own_table;
+ * program's table.  Initial-exec, as pager_in_handler_: the default model
+ * may allocate the TLS block on first use, and mems_diag reads these from
+ * any thread. */
+static __thread int own_pidfd __attribute__((tls_model("initial-exec"))) = -1;
+static __thread int own_table __attribute__((tls_model("initial-exec")));
 
 int os_own_fds(const int *keep, int n)
 {
