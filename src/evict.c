@@ -615,11 +615,6 @@ void evict_wait_room(struct mems_pager *pg)
 	evict_kick(pg);
 }
 
-void evict_freed(struct mems_pager *pg)
-{
-	if (pg->ev->waiting)
-		evict_kick(pg);
-}
 
 int evict_swapped(struct mems_pager *pg, uint64_t pi)
 {

@@ -46,11 +46,10 @@ int evict_fds(struct mems_pager *pg, int *fds);
 uint64_t evict_room(struct mems_pager *pg);
 /* Wake the evictor. */
 void evict_kick(struct mems_pager *pg);
-/* The handler puts a fault aside until there is room: the evictor makes
- * it, or finds it made by frees (evict_freed, after pages were given
- * back), and signals it on the room pipe. */
+/* The handler puts a fault aside until there is room: the evictor wakes
+ * for it, makes room or finds it made by frees, and signals it on the
+ * room pipe. */
 void evict_wait_room(struct mems_pager *pg);
-void evict_freed(struct mems_pager *pg);
 /* Page pi is evicted: its contents are in the store. */
 int evict_swapped(struct mems_pager *pg, uint64_t pi);
 /* n fresh pages from pi were populated (zero filled). */

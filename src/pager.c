@@ -1069,8 +1069,6 @@ void pager_purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi)
 		/* kernel mode counts neither: see pager_counters() */
 		pg->touched -= freed;
 		pg->released += freed;
-		if (freed && pg->ev)
-			evict_freed(pg);
 	}
 }
 
