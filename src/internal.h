@@ -21,8 +21,8 @@ struct mems_state {
 	struct mems_fl fl;     /* under mems_lock */
 	struct mems_pager pg;
 	_Atomic uint64_t invalid_frees, invalid_gets, failed_allocs;
-	int stats_fd;          /* MEMS_STATS_ON_EXIT: a copy of stderr, or -1 */
-	uint64_t stats_id[2];  /* what stats_fd refers to (os_fd_id) */
+	int stats_fd;          /* MEMS_STATS_ON_EXIT: a copy of stderr (noted,
+				* span.h), or -1 */
 	/* MEMS_PURGE_DELAY: wholly free pages are given back one to two times
 	 * this long after they became free (0 at once, -1 never; purge.c) */
 	int64_t purge_delay_ns;
@@ -39,9 +39,6 @@ extern struct mems_state mems_g;
 
 /* MEMS_STATS_ON_EXIT's report (stats.c), for the destructor in mems.c */
 void mems_stats_at_exit(void);
-/* stats_fd is still the file it was made for: the program may have closed
- * it and opened one of its own under the same number (mems.c) */
-int mems_stats_fd_ours(void);
 
 void mems_lock_take(void);
 void mems_lock_drop(void);

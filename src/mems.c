@@ -244,8 +244,9 @@ int mems_init_locked(void)
 		mems_diag("MEMS_TRACE=%s: tracing is off", trace);
 	/* Programs often close stderr on their way out (gnulib's close_stdout
 	 * does), before destructors run: keep a copy for the report at exit. */
-	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10) : -1;
-	if (os_fd_id(mems_g.stats_fd, mems_g.stats_id) != 0 && mems_g.stats_fd >= 0) {
+	mems_g.stats_fd = opt_int(OPT_STATS_ON_EXIT) ?
+			  os_fd_note(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10)) : -1;
+	if (!os_fd_mine(mems_g.stats_fd) && mems_g.stats_fd >= 0) {
 		close(mems_g.stats_fd);
 		mems_g.stats_fd = -1;
 	}
@@ -290,11 +291,6 @@ void mems_init(void)
 	(void)mems_try_init();
 }
 
-int mems_stats_fd_ours(void)
-{
-	return os_fd_is(mems_g.stats_fd, mems_g.stats_id);
-}
-
 /* MEMS_STATS_ON_EXIT's report.  The destructor is here, in the file that
  * every program on MeMS links, and not in stats.c: linked statically, a
  * program that calls no stats function would leave stats.o, and the
@@ -312,8 +308,7 @@ void mems_finish(void)
 		atomic_fetch_add(&generation, 1);
 		while (atomic_load(&pinned))
 			sched_yield();
-		if (mems_stats_fd_ours())
-			close(mems_g.stats_fd);
+		os_fd_close(mems_g.stats_fd);
 		sm_stop_locked();
 		purge_stop_locked();
 		pager_stop(&mems_g.pg);

@@ -84,7 +84,7 @@ uint64_t os_address_room(uint64_t *limit)
 	return rl.rlim_cur > used ? rl.rlim_cur - used : 0;
 }
 
-int os_fd_id(int fd, uint64_t id[2])
+static int fd_id(int fd, uint64_t id[2])
 {
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) != 0)
@@ -94,11 +94,6 @@ int os_fd_id(int fd, uint64_t id[2])
 	return 0;
 }
 
-int os_fd_is(int fd, const uint64_t id[2])
-{
-	uint64_t now[2];
-	return os_fd_id(fd, now) == 0 && now[0] == id[0] && now[1] == id[1];
-}
 
 void *os_map_meta(size_t len)
 {
@@ -169,13 +164,16 @@ uint64_t os_now_ns(void)
  * it leaves them 256 KiB */
 #define THREAD_STACK (1u << 20)
 
+/* fd1 is fd + 1 (0: a free entry), stored after id with release and read
+ * with acquire: MeMS's threads and the exit report read notes while
+ * mems_finish forgets others */
 #define NOTED 16
-static struct { int fd1; uint64_t id[2]; } noted[NOTED];   /* fd1: fd + 1, 0 free */
+static struct { int fd1; uint64_t id[2]; } noted[NOTED];
 
 static int noted_at(int fd)
 {
 	for (int i = 0; i < NOTED; i++)
-		if (noted[i].fd1 == fd + 1)
+		if (__atomic_load_n(&noted[i].fd1, __ATOMIC_ACQUIRE) == fd + 1)
 			return i;
 	return -1;
 }
@@ -187,15 +185,22 @@ int os_fd_note(int fd)
 	int i = noted_at(fd);
 	if (i < 0)
 		i = noted_at(-1);
-	if (i >= 0 && os_fd_id(fd, noted[i].id) == 0)
-		noted[i].fd1 = fd + 1;
+	if (i >= 0 && fd_id(fd, noted[i].id) == 0)
+		__atomic_store_n(&noted[i].fd1, fd + 1, __ATOMIC_RELEASE);
 	return fd;
+}
+
+int os_fd_mine_as(int fd, int as)
+{
+	int i = as < 0 ? -1 : noted_at(as);
+	uint64_t now[2];
+	return i >= 0 && fd_id(fd, now) == 0 && now[0] == noted[i].id[0] &&
+	       now[1] == noted[i].id[1];
 }
 
 int os_fd_mine(int fd)
 {
-	int i = fd < 0 ? -1 : noted_at(fd);
-	return i >= 0 && os_fd_is(fd, noted[i].id);
+	return os_fd_mine_as(fd, fd);
 }
 
 void os_fd_close(int fd)
@@ -209,7 +214,7 @@ void os_fd_forget(int fd)
 {
 	int i = fd < 0 ? -1 : noted_at(fd);
 	if (i >= 0)
-		noted[i].fd1 = 0;
+		__atomic_store_n(&noted[i].fd1, 0, __ATOMIC_RELEASE);
 }
 
 /* The thread's own descriptor to the process (pidfd_open(2)), through

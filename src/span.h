@@ -17,19 +17,18 @@ void *os_reserve(size_t len);
  * (RLIMIT_AS, ulimit -v), or UINT64_MAX when it has none; *limit gets the
  * limit (UINT64_MAX for none). */
 uint64_t os_address_room(uint64_t *limit);
-/* What fd refers to, (device, inode), into id: 0, or -1.  os_fd_is: fd
- * still refers to it (a program may close MeMS's descriptors and open
- * files of its own under the same numbers). */
-int os_fd_id(int fd, uint64_t id[2]);
-int os_fd_is(int fd, const uint64_t id[2]);
-/* MeMS's descriptors in the program's table.  os_fd_note records what fd
- * refers to (and returns it); os_fd_mine says whether fd still refers to
- * it; os_fd_close closes it only then, and forgets it either way;
- * os_fd_forget forgets it.  Only for files with an inode of their own
- * (not eventfds, which share one), under the allocator lock or in a fork
- * child. */
+/* MeMS's descriptors in the program's table, which a program may close
+ * and open files of its own under.  os_fd_note records what fd refers to
+ * (device and inode) and returns it; os_fd_mine says whether fd still
+ * refers to it; os_fd_mine_as whether fd refers to the file noted under
+ * the number noted; os_fd_close closes fd only while it is MeMS's, and
+ * forgets it either way; os_fd_forget forgets it.  Only for files with an
+ * inode of their own (not eventfds, which share one).  Notes are made and
+ * forgotten under the allocator lock or in a fork child, and read from
+ * anywhere. */
 int os_fd_note(int fd);
 int os_fd_mine(int fd);
+int os_fd_mine_as(int fd, int noted);
 void os_fd_close(int fd);
 void os_fd_forget(int fd);
 /* Give the calling thread, one of MeMS's, a descriptor table of its own

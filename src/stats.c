@@ -201,8 +201,8 @@ void mems_stats_at_exit(void)
 
 	if (!mems_g.ready || fd < 0)
 		return;
-	if (!mems_stats_fd_ours()) {
-		if (!os_fd_is(STDERR_FILENO, mems_g.stats_id))
+	if (!os_fd_mine(fd)) {
+		if (!os_fd_mine_as(STDERR_FILENO, fd))
 			return;
 		fd = STDERR_FILENO;
 	}

@@ -37,8 +37,7 @@
 #define RING (1u << 16)            /* records */
 
 static struct {
-	int fd;
-	uint64_t fd_id[2];             /* what fd refers to (os_fd_id) */
+	int fd;                        /* noted (span.h) */
 	_Atomic int on;
 	struct mems_trace_rec *ring;   /* RING records, os_map_meta */
 	uint64_t head, tail;           /* under spin */
@@ -111,7 +110,7 @@ static void drain(void)
 		atomic_flag_clear_explicit(&tr.spin, memory_order_release);
 		if (!n)
 			return;
-		if (!os_fd_is(tr.fd, tr.fd_id)) {
+		if (!os_fd_mine(tr.fd)) {
 			/* the program closed it (and may have opened a file of
 			 * its own under its number): never write there.  Only
 			 * a writer without a table of its own gets here. */
@@ -153,8 +152,7 @@ static void *writer_main(void *arg)
 
 static void release_all(void)
 {
-	if (os_fd_is(tr.fd, tr.fd_id))
-		close(tr.fd);
+	os_fd_close(tr.fd);
 	if (tr.ring)
 		os_unmap(tr.ring, RING * sizeof *tr.ring);
 	tr.fd = -1;
@@ -185,10 +183,10 @@ int trace_start(const char *path, uint64_t span_base, int thread_ids)
 		mems_diag("MEMS_TRACE=%s: every name is taken", path);
 		return -1;
 	}
-	os_fd_id(tr.fd, tr.fd_id);
+	os_fd_note(tr.fd);
 	tr.ring = os_map_meta(RING * sizeof *tr.ring);
 	if (!tr.ring) {
-		close(tr.fd);
+		os_fd_close(tr.fd);
 		tr.fd = -1;
 		return -1;
 	}
