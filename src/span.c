@@ -283,7 +283,16 @@ static void *thread_begin(void *p)
 	if (st->nkeep >= 0)
 		(void)os_own_fds(st->keep, st->nkeep);
 	sem_post(&st->taken);           /* st is gone after this */
-	return fn(arg);
+	void *r = fn(arg);
+	/* The kernel releases an exiting thread's table after its joiner may
+	 * have returned (the tid is cleared first): close the files now, so
+	 * that whoever joined the thread finds them closed (a store's file
+	 * system can be unmounted, a pipe sees its end). */
+	if (own_table) {
+		syscall(SYS_close_range, 0u, ~0u, 0);
+		own_pidfd = -1;
+	}
+	return r;
 }
 
 int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const int *keep, int nkeep)
