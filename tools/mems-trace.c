@@ -401,9 +401,10 @@ static void write_svg(const char *path, const struct trace *t)
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n"
 		"<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n"
-		"<text x=\"%d\" y=\"22\" font-size=\"15\">MeMS faults: address against time (%" PRIu64 " faults, pid %u)</text>\n"
+		"<text x=\"%d\" y=\"22\" font-size=\"15\">MeMS faults: address against time (%" PRIu64 " fault%s, pid %u)</text>\n"
 		"<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f4f4f4\" stroke=\"#333\"/>\n",
-		L + W + 130, T + H + 70, L + W + 130, T + H + 70, L, nf, t->seg[0].h.pid, L, T, W, H);
+		L + W + 130, T + H + 70, L + W + 130, T + H + 70, L, nf, nf == 1 ? "" : "s",
+		t->seg[0].h.pid, L, T, W, H);
 	for (int x = 0; x < NX; x++)
 		for (int y = 0; y < NY; y++) {
 			if (!cell[x][y])
@@ -411,8 +412,9 @@ static void write_svg(const char *path, const struct trace *t)
 			/* log scale: 1 fault light yellow, cmax dark red */
 			double v = cmax > 1 ? log1p((double)cell[x][y]) / log1p((double)cmax) : 1.0;
 			int g = (int)(220 - 200 * v), b = (int)(120 - 110 * v);
-			fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"rgb(255,%d,%d)\"><title>%" PRIu64 " faults</title></rect>\n",
-				L + x * cw, T + H - (y + 1) * ch, cw, ch, g < 0 ? 0 : g, b < 0 ? 0 : b, cell[x][y]);
+			fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"rgb(255,%d,%d)\"><title>%" PRIu64 " fault%s</title></rect>\n",
+				L + x * cw, T + H - (y + 1) * ch, cw, ch, g < 0 ? 0 : g, b < 0 ? 0 : b, cell[x][y],
+				cell[x][y] == 1 ? "" : "s");
 		}
 	/* axes */
 	for (int i = 0; i <= 5; i++) {
