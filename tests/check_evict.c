@@ -724,6 +724,57 @@ START_TEST(system_calls_read_and_write_evicted_pages)
 }
 END_TEST
 
+/* What a debugger reads at addr through /proc/PID/mem, as gdb does: 1 when
+ * it reads len bytes, 0 when the kernel refuses (EIO). */
+static int debugger_reads(int memfd, const void *addr, void *out, size_t len)
+{
+	ssize_t n = pread(memfd, out, len, (off_t)(uintptr_t)addr);
+	if (n < 0)
+		ck_assert_int_eq(errno, EIO);
+	else
+		ck_assert_int_eq(n, (ssize_t)len);
+	return n >= 0;
+}
+
+START_TEST(debuggers_see_pages_populated_for_them)
+{
+	/* README, Known limits: the kernel cannot wait for the handler on a
+	 * debugger's behalf, so a page never touched, or one in the store,
+	 * is a hole to it until the program populates it (gdb: call madvise
+	 * with MADV_POPULATE_READ), which must bring in the stored copy. */
+	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
+	start_cap("4M");
+	unsigned char *buf = filled(pages, 9);
+	unsigned char *fresh = mems_ptr_malloc(64 * PS);
+	ck_assert_ptr_nonnull(fresh);
+	settled();
+	int memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(memfd, 0);
+	unsigned char page[PS], in[1];
+	/* a page of the block that went to the store */
+	uint64_t i = 0;
+	for (; i < pages; i++) {
+		ck_assert_int_eq(mincore(buf + i * PS, PS, in), 0);
+		if (!(in[0] & 1))
+			break;
+	}
+	ck_assert_uint_lt(i, pages);
+	uint64_t ins = t_stats().page_ins;
+	ck_assert(!debugger_reads(memfd, buf + i * PS, page, PS));
+	ck_assert(!debugger_reads(memfd, fresh + 5 * PS, page, PS));
+	ck_assert_uint_eq(t_stats().page_ins, ins);
+	ck_assert_int_eq(madvise(buf + i * PS, PS, MADV_POPULATE_READ), 0);
+	ck_assert_int_eq(madvise(fresh + 5 * PS, PS, MADV_POPULATE_READ), 0);
+	ck_assert_uint_gt(t_stats().page_ins, ins);
+	ck_assert(debugger_reads(memfd, buf + i * PS, page, PS));
+	ck_assert(check(page, i, 9));
+	ck_assert(debugger_reads(memfd, fresh + 5 * PS, page, PS));
+	for (unsigned k = 0; k < PS; k++)
+		ck_assert_uint_eq(page[k], 0);
+	close(memfd);
+}
+END_TEST
+
 START_TEST(fork_child_reads_evicted_pages)
 {
 	const uint64_t pages = 8 * (CAP_MIB << 20) / PS;
@@ -1039,6 +1090,7 @@ Suite *evict_suite(void)
 	tcase_add_loop_test(tc, clean_pages_are_dropped_without_a_write, 0, 2);
 	tcase_add_test(tc, system_calls_read_and_write_evicted_pages);
 	tcase_add_test(tc, fork_child_reads_evicted_pages);
+	tcase_add_test(tc, debuggers_see_pages_populated_for_them);
 	tcase_add_test(tc, write_errors_keep_pages_resident);
 	tcase_add_test(tc, full_store_on_tmpfs_loses_nothing);
 	tcase_add_test(tc, finish_has_closed_the_store_when_it_returns);
