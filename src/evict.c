@@ -37,7 +37,7 @@
  * Waiting for room.  A missing fault that finds no room under the cap is
  * put aside, not waited on: the handler goes on with other faults (among
  * them the WP faults that cancel evictions) and retries the ones put aside
- * when the evictor signals room on an eventfd.
+ * when the evictor signals room on its pipe.
  *
  * The policy: CLOCK (second chance).  The hand sweeps the resident pages
  * in address order; a page with its reference bit set loses the bit and
@@ -105,6 +105,15 @@ struct uffdio_poison {
 #define BATCH 64u          /* pages per eviction batch */
 #define PAGEIN_MAX 64u     /* most pages read back per fault */
 #define READ_MAX 64u       /* most pages of one read_back() (both of the above) */
+/* Freed slots keep their file space while the evictor is at work: a page
+ * read back and then written frees its slot, and the next batch takes it
+ * again (lowest first), so punching it in between was a wasted
+ * fallocate(2) a page, tens of microseconds on ext4 and a journal write
+ * that page-ins queued behind.  The space goes back once the evictor has
+ * had nothing to evict for PUNCH_DELAY_MS, or at once for the slots
+ * beyond PUNCH_SLACK. */
+#define PUNCH_DELAY_MS 100
+#define PUNCH_SLACK 1024u  /* slots (4 MiB of 4 KiB pages) */
 _Static_assert(BATCH <= READ_MAX && PAGEIN_MAX <= READ_MAX, "staging sizes");
 
 struct mems_evict {
@@ -184,7 +193,8 @@ static void slot_drop(struct mems_evict *ev, uint64_t pi)
 	ev->slot[pi] = 0;
 	map_clear(ev->slotted, pi);
 	ev->freed_since_stall++;
-	pthread_cond_signal(&ev->wake);   /* to punch the slot's space */
+	if (ev->store.npunch == 1 || ev->store.npunch > PUNCH_SLACK)
+		pthread_cond_signal(&ev->wake);   /* to punch the space, later */
 }
 
 /* Eviction cannot go on now: the handler populates beyond the cap until
@@ -545,15 +555,36 @@ static void *evictor_main(void *arg)
 
 	pthread_mutex_lock(&pg->lock);
 	for (;;) {
+		/* idle: nothing to evict and no fault waiting for room */
+		int idle_for_long = 0, timed = 0;
+		struct timespec until;
 		while (!ev->stopping && (ev->frozen || (!over_target(pg) && !ev->waiting)) &&
-		       !ev->store.npunch)
-			pthread_cond_wait(&ev->wake, &pg->lock);
+		       ev->store.npunch <= PUNCH_SLACK) {
+			if (!ev->store.npunch) {
+				timed = 0;
+				pthread_cond_wait(&ev->wake, &pg->lock);
+				continue;
+			}
+			if (!timed) {
+				clock_gettime(CLOCK_MONOTONIC, &until);
+				until.tv_nsec += PUNCH_DELAY_MS * 1000000L;
+				until.tv_sec += until.tv_nsec / 1000000000L;
+				until.tv_nsec %= 1000000000L;
+				timed = 1;
+			}
+			if (pthread_cond_timedwait(&ev->wake, &pg->lock, &until) == ETIMEDOUT) {
+				idle_for_long = 1;
+				break;
+			}
+		}
 		if (ev->stopping)
 			break;
-		/* give freed store space back (holding the lock only to pick
-		 * the runs: they stay reserved while punched) */
-		uint64_t lo, n;
-		while (!ev->stopping && store_punch_take(&ev->store, &lo, &n)) {
+		/* give freed store space back: all of it after an idle spell,
+		 * else what is beyond the slack (holding the lock only to
+		 * pick the runs: they stay reserved while punched) */
+		uint64_t lo, n, keep = idle_for_long ? 0 : PUNCH_SLACK;
+		while (!ev->stopping && ev->store.npunch > keep &&
+		       store_punch_take(&ev->store, &lo, &n)) {
 			ev->busy = 1;
 			pthread_mutex_unlock(&pg->lock);
 			store_punch(&ev->store, lo, n);

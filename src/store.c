@@ -3,14 +3,14 @@
  *
  * One file of page-sized slots.  Slot s lives at offset s * page size;
  * slots are handed out lowest free first, so the file stays as short as
- * the pages it holds allow, and a freed slot has its space given back at
- * once with FALLOC_FL_PUNCH_HOLE, by the evictor thread soon after (a
- * punch can cost tens of microseconds on ext4, too much for the fault
- * path): the file holds no more than the pages that are evicted (or
- * resident and clean, with their copy kept), plus slots freed in the last
- * moments.  A freed slot is reusable at once; runs of adjacent freed slots
- * are punched with one call, and a slot taken again before its punch is
- * simply not punched.
+ * the pages it holds allow, and a freed slot has its space given back
+ * with FALLOC_FL_PUNCH_HOLE by the evictor thread (a punch can cost tens
+ * of microseconds on ext4, too much for the fault path), once it has
+ * rested (evict.c, PUNCH_DELAY_MS): the file holds no more than the pages
+ * that are evicted (or resident and clean, with their copy kept), plus
+ * slots freed while eviction went on.  A freed slot is reusable at once;
+ * runs of adjacent freed slots are punched with one call, and a slot
+ * taken again before its punch is simply not punched.
  *
  * The file is opened with O_DIRECT where the file system allows it, so an
  * evicted page leaves memory for good instead of moving into the page

@@ -366,6 +366,45 @@ START_TEST(working_set_8x_cap_with_threads)
 }
 END_TEST
 
+START_TEST(freed_store_space_goes_back_once_eviction_rests)
+{
+	/* Freed slots keep their file space while the evictor works (the
+	 * next batches take them again) and give it back once it has had
+	 * nothing to evict for a moment: then the file holds the pages in
+	 * the store, whatever was freed in between, and no more than the
+	 * file system's own blocks beside them (ext4 counts the blocks of
+	 * a fragmented file's extent tree: 3 here). */
+	const uint64_t pages = 4 * (CAP_MIB << 20) / PS;
+	start_cap("4M");
+	unsigned char *a = filled(pages, 1), *b = filled(pages, 2);
+	/* read and rewrite pages of a at random: page-ins, each freeing its
+	 * slot at the write, while eviction goes on */
+	uint64_t seed = 7, bad = 0;
+	for (int k = 0; k < 3000; k++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t i = (seed >> 33) % pages;
+		bad += !check(a + i * PS, i, 1);
+		fill(a + i * PS, i, 1);
+	}
+	ck_assert_uint_eq(bad, 0);
+	mems_ptr_free(b);
+	struct mems_stats s = settled();
+	ck_assert_uint_gt(s.store_bytes, 0);
+	const long long fs_own = 64 << 10;
+	long long file = store_file_bytes();
+	for (int i = 0; i < 500 && file > (long long)s.store_bytes + fs_own; i++) {
+		usleep(10000);
+		s = t_stats();
+		file = store_file_bytes();
+	}
+	ck_assert_int_ge(file, (long long)s.store_bytes);
+	ck_assert_int_le(file, (long long)s.store_bytes + fs_own);
+	for (uint64_t i = 0; i < pages; i++)
+		bad += !check(a + i * PS, i, 1);
+	ck_assert_uint_eq(bad, 0);
+}
+END_TEST
+
 START_TEST(clean_pages_are_dropped_without_a_write)
 {
 	static const char *const policy[] = { "clock", "fifo" };
@@ -1088,6 +1127,7 @@ Suite *evict_suite(void)
 	tcase_add_test(tc, named_store_must_be_new_and_goes_away);
 	tcase_add_test(tc, store_batches_runs_and_reports_each_page);
 	tcase_add_loop_test(tc, clean_pages_are_dropped_without_a_write, 0, 2);
+	tcase_add_test(tc, freed_store_space_goes_back_once_eviction_rests);
 	tcase_add_test(tc, system_calls_read_and_write_evicted_pages);
 	tcase_add_test(tc, fork_child_reads_evicted_pages);
 	tcase_add_test(tc, debuggers_see_pages_populated_for_them);
