@@ -400,6 +400,31 @@ START_TEST(command_traces_python_under_the_preload)
 }
 END_TEST
 
+START_TEST(command_summarises_paging_under_a_cap)
+{
+	/* a 16 MiB buffer written, then read, under a 4 MiB cap */
+	ck_assert_int_eq(sh("MEMS_RESIDENT_MAX=4M %s -o %s/cap.trc -- /usr/bin/python3 -c "
+			    "'b = bytearray(16 << 20)\nfor i in range(0, len(b), 4096): b[i] = i >> 12 & 255\n"
+			    "print(sum(b[i] for i in range(0, len(b), 4096)))' > %s/out",
+			    tool, dir, dir), 0);
+	char *out = slurp("%s/%s", "out");
+	ck_assert_ptr_nonnull(strstr(out, "522240\n"));
+	unsigned long long ev = 0, runs = 0, in = 0, infaults = 0;
+	char *l = strstr(out, "\npages evicted ");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(sscanf(l, " pages evicted %llu (written, then dropped in %llu runs)", &ev, &runs), 2);
+	ck_assert_uint_gt(ev, 2048);
+	ck_assert_uint_ge(ev, runs);
+	ck_assert_uint_gt(runs, 0);
+	l = strstr(out, "\npages read back ");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(sscanf(l, " pages read back %llu (%llu page-in faults)", &in, &infaults), 2);
+	ck_assert_uint_gt(in, 0);
+	ck_assert_uint_ge(in, infaults);
+	ck_assert_ptr_nonnull(strstr(out, "\nclean drops "));
+}
+END_TEST
+
 START_TEST(command_passes_exit_status_and_reports_errors)
 {
 	ck_assert_int_eq(sh("%s -o %s/x.trc -- /bin/sh -c 'exit 3' > /dev/null 2>&1", tool, dir), 3);
@@ -481,6 +506,7 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, trace_never_writes_to_a_reused_descriptor);
 	tcase_add_test(tc, command_traces_a_linked_program);
 	tcase_add_test(tc, command_traces_python_under_the_preload);
+	tcase_add_test(tc, command_summarises_paging_under_a_cap);
 	tcase_add_test(tc, command_passes_exit_status_and_reports_errors);
 	tcase_add_test(tc, report_rejects_bad_files);
 	tcase_add_test(tc, fork_and_exec_are_handled_as_documented);

@@ -267,7 +267,7 @@ static void summary(const char *path, const struct trace *t, int ntop)
 	printf("releases          %10" PRIu64 "  (%" PRIu64 " pages given back)\n", faults[4], pages[4]);
 	if (faults[5] + faults[6] + faults[7]) {
 		printf("pages read back   %10" PRIu64 "  (%" PRIu64 " page-in faults)\n", pages[6], faults[6]);
-		printf("pages evicted     %10" PRIu64 "  (%" PRIu64 " batches written)\n", pages[5], faults[5]);
+		printf("pages evicted     %10" PRIu64 "  (written, then dropped in %" PRIu64 " runs)\n", pages[5], faults[5]);
 		printf("clean drops       %10" PRIu64 "  (pages dropped without a write)\n", pages[7]);
 	}
 	printf("peak touched      %10" PRIu64 " pages\n", peak_t);
