@@ -15,7 +15,9 @@
  *   evicting   resident, write protected, being written to a new slot.
  *   evicted    not resident, its contents in its slot.  A fault reads it
  *              back (with the evicted pages after it, as fault-around
- *              does) and installs it clean with UFFDIO_COPY.
+ *              does) and installs it clean with UFFDIO_COPY; the faulting
+ *              page goes in dirty on a write fault, and on a read fault
+ *              while clean pages are mostly written (clean_fate).
  *
  * The evictor thread.  The handler must never wait for I/O it did not ask
  * for, nor call madvise, so eviction has its own thread.  It wakes when
@@ -113,6 +115,7 @@ struct uffdio_poison {
  * had nothing to evict for PUNCH_DELAY_MS, or at once for the slots
  * beyond PUNCH_SLACK. */
 #define PUNCH_DELAY_MS 100
+#define READ_SAMPLE 8u     /* read page-ins: one in this many goes in clean */
 #define PUNCH_SLACK 1024u  /* slots (4 MiB of 4 KiB pages) */
 _Static_assert(BATCH <= READ_MAX && PAGEIN_MAX <= READ_MAX, "staging sizes");
 
@@ -152,6 +155,14 @@ struct mems_evict {
 	int waiting;                   /* the handler has faults put aside for room */
 	uint64_t freed_since_stall;     /* slots freed since the stall */
 	int poison;                    /* UFFDIO_POISON is available */
+	/* What became of clean pages (pages read back, their copy kept):
+	 * written (a write-protect fault freed the copy) or dropped clean,
+	 * decayed by halves.  While most are written, a read fault reads
+	 * its page back writable, as a write fault does, and spares the
+	 * write-protect fault that would follow; one in READ_SAMPLE still
+	 * goes in clean, so that the count follows the program. */
+	uint64_t clean_written, clean_dropped;
+	uint32_t read_ins;
 	char *ebuf, *hbuf;             /* staging: BATCH and PAGEIN_MAX pages */
 	/* counters, under pg->lock */
 	uint64_t evictions, page_ins, clean_drops, cancelled, store_errors, over_cap;
@@ -231,6 +242,19 @@ static int over_target(struct mems_pager *pg)
 	return pg->touched + ev->headroom > ev->cap;
 }
 
+/* n clean pages were written (or dropped clean). */
+static void clean_fate(struct mems_evict *ev, int written, uint64_t n)
+{
+	if (written)
+		ev->clean_written += n;
+	else
+		ev->clean_dropped += n;
+	if (ev->clean_written + ev->clean_dropped > 256) {
+		ev->clean_written /= 2;
+		ev->clean_dropped /= 2;
+	}
+}
+
 /* Drop resident pages [pi, pi+n) that are now held by the store. */
 static void drop_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int kind)
 {
@@ -244,9 +268,10 @@ static void drop_run(struct mems_pager *pg, uint64_t pi, uint64_t n, int kind)
 	for (uint64_t k = pi; k < pi + n; k++)
 		map_clear(pg->resident, k);
 	pg->touched -= n;
-	if (kind == TRACE_DROP)
+	if (kind == TRACE_DROP) {
 		ev->clean_drops += n;
-	else
+		clean_fate(ev, 0, n);
+	} else
 		ev->evictions += n;
 	trace_pages(pg, kind, pi, n, t0, 0);
 }
@@ -716,7 +741,10 @@ uint64_t evict_page_in(struct mems_pager *pg, uint64_t pi, uint64_t max, int wri
 		return 0;
 	}
 	/* a write fault would take a write-protect fault right after: the
-	 * page it writes goes in writable, its copy freed */
+	 * page it writes goes in writable, its copy freed; and so does the
+	 * page of a read fault while clean pages are mostly written */
+	if (!write && ev->clean_written > ev->clean_dropped && ++ev->read_ins % READ_SAMPLE)
+		write = 1;
 	int woke, err = 0;
 	if (write) {
 		err = pager_copy_in(pg, pi, 1, ev->hbuf, 0, &woke);
@@ -771,6 +799,7 @@ uint64_t evict_wp_fault(struct mems_pager *pg, uint64_t pi, uint64_t max)
 			slot_drop(ev, k);
 			map_set(ev->ref, k);
 		}
+		clean_fate(ev, 1, n);
 	}
 	/* lift the protection (a no-op on a page evicted meanwhile) and wake */
 	if (protect(pg, pi, n, 0) != 0)
