@@ -1002,6 +1002,13 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
 	memset(ev->ebuf, 0, (BATCH + PAGEIN_MAX) * pg->ps);
 	if (store_open(&ev->store, swap, npages, pg->ps, why, whylen) != 0)
 		goto fail;
+	if (ev->store.in_memory && !swap[0])
+		/* /tmp is tmpfs on many systems: a store there bounds the
+		 * heap's RSS, not the memory it takes (chosen knowingly when
+		 * named in MEMS_SWAP_FILE, as a test does) */
+		mems_diag("resident cap: the store's directory %s is in memory (tmpfs): "
+			  "evicted pages still take RAM; set MEMS_SWAP_FILE to a directory on disk",
+			  ev->store.where);
 	if (store_ring_init(&ev->ering, 2 * BATCH) != 0)
 		goto ring;
 	ev->ering_ok = 1;

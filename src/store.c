@@ -29,10 +29,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +90,9 @@ int store_open(struct mems_store *st, const char *where, uint64_t nslots, uint64
 		}
 		unlink(path);
 	}
+	struct statfs fs;
+	st->in_memory = fstatfs(fd, &fs) == 0 &&
+			(fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
 	st->nslots = (nslots + 63) / 64 * 64;
 	st->used = os_map_meta(2 * st->nslots / 8);
 	if (!st->used) {

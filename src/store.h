@@ -20,6 +20,7 @@ struct store_io {
 struct mems_store {
 	int fd;
 	int direct;               /* opened O_DIRECT: no page cache copy */
+	int in_memory;            /* on tmpfs or ramfs: its pages take RAM */
 	uint64_t ps;
 	char where[256];          /* for messages: the directory or file */
 	/* Slots (under the pager lock): a bit per slot, lowest free first. */

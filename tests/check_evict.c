@@ -8,8 +8,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 
 #include "evict.h"
@@ -970,6 +972,49 @@ START_TEST(full_store_on_tmpfs_loses_nothing)
 }
 END_TEST
 
+static void init_and_use(void *unused)
+{
+	(void)unused;
+	ck_assert_int_eq(mems_option_set("resident_max", "4M"), 0);
+	ck_assert_int_eq(mems_try_init(), 0);
+	write_and_check(4 * (CAP_MIB << 20) / PS, 3);
+	ck_assert_uint_gt(t_stats().evictions, 0);
+	mems_finish();
+}
+
+START_TEST(a_store_in_memory_is_said_unless_chosen)
+{
+	/* /tmp is tmpfs on many systems: a store there bounds the heap's
+	 * RSS but not the RAM it takes, which the user is told, unless the
+	 * store was named on purpose */
+	ck_assert_int_eq(geteuid(), 0);
+	ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	ck_assert_int_eq(mount("tmpfs", dir, "tmpfs", 0, "size=64m"), 0);
+	ck_assert_int_eq(setenv("TMPDIR", dir, 1), 0);
+	char *err = t_capture(2, init_and_use, NULL);
+	ck_assert_msg(strstr(err, "resident cap: the store's directory") && strstr(err, dir) &&
+		      strstr(err, "is in memory (tmpfs): evicted pages still take RAM; "
+			     "set MEMS_SWAP_FILE to a directory on disk"), "%s", err);
+	ck_assert_ptr_null(strstr(strstr(err, "is in memory") + 1, "is in memory"));
+	free(err);
+	ck_assert_int_eq(mems_option_set("swap_file", dir), 0);
+	err = t_capture(2, init_and_use, NULL);
+	ck_assert_msg(!strstr(err, "is in memory"), "%s", err);
+	free(err);
+	/* and a store on disk is not: this test's own /tmp */
+	ck_assert_int_eq(umount(dir), 0);
+	struct statfs fs;
+	ck_assert_int_eq(statfs(dir, &fs), 0);
+	if (fs.f_type != TMPFS_MAGIC) {
+		mems_option_reset();
+		err = t_capture(2, init_and_use, NULL);
+		ck_assert_msg(!strstr(err, "is in memory"), "%s", err);
+		free(err);
+	}
+}
+END_TEST
+
 START_TEST(finish_has_closed_the_store_when_it_returns)
 {
 	/* The evictor holds the store in a descriptor table of its own, which
@@ -1183,6 +1228,7 @@ Suite *evict_suite(void)
 	tcase_add_test(tc, write_errors_keep_pages_resident);
 	tcase_add_test(tc, full_store_on_tmpfs_loses_nothing);
 	tcase_add_test(tc, finish_has_closed_the_store_when_it_returns);
+	tcase_add_test(tc, a_store_in_memory_is_said_unless_chosen);
 	tcase_add_test(tc, stats_show_the_cap_only_when_set);
 	tcase_add_test(tc, trace_records_evictions_and_page_ins);
 	tcase_add_test(tc, freed_pages_under_a_cap_wait_for_the_delay_and_go_first);

@@ -312,7 +312,7 @@ END_TEST
  * wrote, and nothing is said on stderr (same() compares it). */
 START_TEST(program_that_closes_every_descriptor_loses_nothing)
 {
-	same("MEMS_RESIDENT_MAX=16M /usr/bin/python3 $WORK/closeall.py", 1, 0);
+	same("MEMS_RESIDENT_MAX=16M MEMS_SWAP_FILE=$WORK /usr/bin/python3 $WORK/closeall.py", 1, 0);
 }
 END_TEST
 

@@ -403,10 +403,10 @@ END_TEST
 START_TEST(command_summarises_paging_under_a_cap)
 {
 	/* a 16 MiB buffer written, then read, under a 4 MiB cap */
-	ck_assert_int_eq(sh("MEMS_RESIDENT_MAX=4M %s -o %s/cap.trc -- /usr/bin/python3 -c "
+	ck_assert_int_eq(sh("MEMS_RESIDENT_MAX=4M MEMS_SWAP_FILE=%s %s -o %s/cap.trc -- /usr/bin/python3 -c "
 			    "'b = bytearray(16 << 20)\nfor i in range(0, len(b), 4096): b[i] = i >> 12 & 255\n"
 			    "print(sum(b[i] for i in range(0, len(b), 4096)))' > %s/out",
-			    tool, dir, dir), 0);
+			    dir, tool, dir, dir), 0);
 	char *out = slurp("%s/%s", "out");
 	ck_assert_ptr_nonnull(strstr(out, "522240\n"));
 	unsigned long long ev = 0, runs = 0, in = 0, infaults = 0;
