@@ -115,8 +115,8 @@ struct uffdio_poison {
  * had nothing to evict for PUNCH_DELAY_MS, or at once for the slots
  * beyond PUNCH_SLACK. */
 #define PUNCH_DELAY_MS 100
-#define READ_SAMPLE 8u     /* read page-ins: one in this many goes in clean */
 #define PUNCH_SLACK 1024u  /* slots (4 MiB of 4 KiB pages) */
+#define READ_SAMPLE 8u     /* read page-ins: one in this many goes in clean */
 _Static_assert(BATCH <= READ_MAX && PAGEIN_MAX <= READ_MAX, "staging sizes");
 
 struct mems_evict {
