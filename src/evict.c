@@ -671,7 +671,6 @@ void evict_wait_room(struct mems_pager *pg)
 	evict_kick(pg);
 }
 
-
 int evict_swapped(struct mems_pager *pg, uint64_t pi)
 {
 	return map_get(pg->ev->slotted, pi) && !map_get(pg->resident, pi);
@@ -1019,9 +1018,8 @@ int evict_start(struct mems_pager *pg, uint64_t cap, const char *swap, int fifo,
 	os_fd_note(ev->hring.ring_fd);
 
 	pg->ev = ev;
-	int keep[1 + EVICT_FDS] = { pg->uffd };    /* see start_handler */
-	int rc = os_thread_start(&ev->thread, evictor_main, pg, keep,
-				 1 + evict_fds(pg, keep + 1));
+	int keep[EVICT_FDS];
+	int rc = os_thread_start(&ev->thread, evictor_main, pg, keep, evict_fds(pg, keep));
 	if (rc != 0) {
 		pg->ev = NULL;
 		snprintf(why, whylen, "cannot start the evictor thread: %s", mems_strerror(rc));
@@ -1066,6 +1064,7 @@ int evict_fds(struct mems_pager *pg, int *fds)
 {
 	struct mems_evict *ev = pg->ev;
 	int n = 0;
+	fds[n++] = pg->uffd;
 	fds[n++] = ev->roomfd;
 	fds[n++] = ev->roomwr;
 	fds[n++] = ev->store.fd;

@@ -36,10 +36,11 @@ void evict_stop(struct mems_pager *pg);
 void evict_free(struct mems_pager *pg);
 /* The pipe that becomes readable when the evictor has made room. */
 int evict_roomfd(struct mems_pager *pg);
-/* The evictor's descriptors (the store, the rings, the room pipe) into
- * fds[0..EVICT_FDS), -1 for none: what MeMS's threads keep in their own
- * tables (span.h, os_own_fds).  Returns EVICT_FDS. */
-#define EVICT_FDS 5
+/* What MeMS's threads keep in their own tables under a cap (span.h,
+ * os_own_fds): the userfaultfd and the evictor's descriptors (the room
+ * pipe, the store, the rings) into fds[0..EVICT_FDS), -1 for none.
+ * Returns EVICT_FDS. */
+#define EVICT_FDS 6
 int evict_fds(struct mems_pager *pg, int *fds);
 
 /* Pages the handler may populate now (UINT64_MAX when it need not wait). */

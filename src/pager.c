@@ -829,9 +829,9 @@ static int start_handler(struct mems_pager *pg, int ahead)
 	/* the userfaultfd and the evictor's files in a table of the
 	 * handler's own, which a program closing its descriptors leaves
 	 * alone (span.h, os_own_fds) */
-	int keep[1 + EVICT_FDS] = { pg->uffd };
+	int keep[EVICT_FDS] = { pg->uffd };
 	int rc = os_thread_start(&pg->thread, handler_main, pg, keep,
-				 1 + (pg->ev ? evict_fds(pg, keep + 1) : 0));
+				 pg->ev ? evict_fds(pg, keep) : 1);
 	if (rc != 0) {
 		ahead_stop(pg);
 		bell_stop(pg);

@@ -94,7 +94,6 @@ static int fd_id(int fd, uint64_t id[2])
 	return 0;
 }
 
-
 void *os_map_meta(size_t len)
 {
 	if (injected(FP_MMAP))
