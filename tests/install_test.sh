@@ -10,8 +10,11 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 ko() { fail=$((fail + 1)); echo "install: FAIL: $*"; }
 
-# a plain build of its own, whatever build the caller's make is doing
+# a plain build of its own, whatever build the caller's make is doing,
+# but of the caller's page size (make MEMS_PAGE_SIZE=N check)
 unset MAKEFLAGS MFLAGS MAKELEVEL CFLAGS EXTRA_CFLAGS BUILD
+page=${MEMS_PAGE_SIZE:-4096}
+export MEMS_PAGE_SIZE=$page
 make -s -C "$top" install BUILD="$tmp/build" PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make install"; }
 for f in include/mems.h lib/libmems.a lib/libmems.so lib/libmems.so.0 lib/pkgconfig/mems.pc \
 	 lib/libmems-preload.so bin/mems-trace; do
@@ -72,6 +75,6 @@ want="__libc_calloc __libc_free __libc_malloc __libc_memalign __libc_pvalloc __l
 # the installed mems-trace finds the installed preload library
 tout=$("$tmp/prefix/bin/mems-trace" -o "$tmp/t.trc" -- ls -d / 2>&1)
 echo "$tout" | grep -q '^faults ' && [ -s "$tmp/t.trc" ] && ok || ko "mems-trace: $tout"
-grep -q '^#define MEMS_PAGE_SIZE 4096$' "$tmp/prefix/include/mems.h" && ok || ko "installed page size"
+grep -q "^#define MEMS_PAGE_SIZE $page\$" "$tmp/prefix/include/mems.h" && ok || ko "installed page size is not $page"
 echo "install: $pass passed, $fail failed"
 [ "$fail" = 0 ]
