@@ -38,7 +38,8 @@
 
 /* The hole index, once the chains and first[] are known sound: each
  * grain's entry is the size of its largest hole, each entry above the
- * largest of its group, and nothing past the committed grains is set. */
+ * largest of its group, and nothing set past the committed grains, up to
+ * the end of the group that holds the first grain past them. */
 static int check_index(const struct mems_fl *fl, char *why, size_t len)
 {
 	uint64_t used = (fl->committed + FL_GRAIN - 1) / FL_GRAIN;
@@ -67,7 +68,10 @@ static int check_index(const struct mems_fl *fl, char *why, size_t len)
 		     top);
 	for (int k = 0; k < fl->nlevels; k++) {
 		const uint32_t *lv = fl->hmax + fl->hoff[k];
-		uint64_t n = ((used ? used : 1) + FL_FAN - 1) / FL_FAN * FL_FAN;
+		/* to the end of the group that holds the first entry past the
+		 * committed span (the whole level would be too long to read) */
+		uint64_t n = (used / FL_FAN + 1) * FL_FAN;
+		n = n < fl->hlen[k] ? n : fl->hlen[k];
 		for (uint64_t i = used; i < n; i++)
 			if (lv[i])
 				FAIL("hole index: level %d entry %" PRIu64
