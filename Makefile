@@ -38,7 +38,7 @@ TEST_HELPERS := $(BUILD)/tests/user_helper $(BUILD)/tests/preload_edge \
 	$(BUILD)/tests/preload_stress $(BUILD)/tests/preload_ctor $(BUILD)/tests/libpreload_dso.so
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all deps demo check check-asan check-tsan check-debug fuzz check-valgrind warnings bench bench-misses install clean
+.PHONY: all deps demo check check-asan check-tsan check-debug check-pagesize fuzz check-valgrind warnings bench bench-misses install clean
 
 TRACE_TOOL := $(BUILD)/tools/mems-trace
 
@@ -144,6 +144,11 @@ check-debug: deps
 	MEMS_TEST_BUILD=build-debug MEMS_SUITES="freelist api scenario ptr check evict small" \
 		CK_DEFAULT_TIMEOUT=600 build-debug/tests/check_mems
 
+# The whole suite with MeMS pages of 16 KiB (four OS pages), as
+# make MEMS_PAGE_SIZE=16384 builds it.
+check-pagesize: deps
+	@$(MAKE) --no-print-directory check BUILD=build-p16k MEMS_PAGE_SIZE=16384
+
 # libFuzzer (clang): byte strings become calls on both APIs, checked against
 # a reference model and mems_check() (tests/fuzz_mems.c).  Runs for
 # FUZZ_SECONDS on a copy of the seed corpus in tests/fuzz-corpus/; to run
@@ -248,4 +253,4 @@ install: all
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/mems.pc
 
 clean:
-	rm -rf build build-asan build-ubsan build-tsan build-gcc build-clang build-debug build-fuzz
+	rm -rf build build-asan build-ubsan build-tsan build-gcc build-clang build-debug build-p16k build-fuzz

@@ -104,7 +104,9 @@ static void caught(const char *what)
 START_TEST(check_catches_corruption)
 {
 	ck_assert_int_eq(mems_try_init(), 0);
-	void *a = mems_malloc(1000), *b = mems_malloc(5000), *c = mems_malloc(100);
+	/* a and c in a node of one MeMS page, b in a node of two after it */
+	const uint64_t mp = MEMS_PAGE_SIZE;
+	void *a = mems_malloc(1000), *b = mems_malloc(mp + 904), *c = mems_malloc(100);
 	mems_free(b);
 	memset(mems_get(a), 1, 1000);
 	memset(mems_get(c), 1, 100);
@@ -121,23 +123,31 @@ START_TEST(check_catches_corruption)
 	caught("counters");
 	fl->bytes_in_use--;
 
-	/* the hole index: a grain's entry (b's hole, at 4096), an entry
-	 * above the grains, an entry past the committed span */
+	/* the hole index: a grain's entry (b's hole, at mp), the entry
+	 * above it, an entry past the committed span */
 	uint32_t *leaf = fl->hmax + fl->hoff[0], *up = fl->hmax + fl->hoff[1];
-	leaf[4096 / FL_GRAIN] += 4096;
-	caught("hole index: the grain at 4096 says 12288 bytes, its largest hole has 8192");
-	leaf[4096 / FL_GRAIN] -= 4096;
+	uint64_t g = mp / FL_GRAIN, u = g / FL_FAN;
+	char what[128];
+	leaf[g] += 4096;
+	snprintf(what, sizeof what, "hole index: the grain at %llu says %llu bytes, its largest hole has %llu",
+		 (unsigned long long)mp, (unsigned long long)(2 * mp + 4096), (unsigned long long)(2 * mp));
+	caught(what);
+	leaf[g] -= 4096;
 
-	up[0]--;
-	caught("hole index maximum 8191 at level 1 entry 0, should be 8192");
-	up[0]++;
+	up[u]--;
+	snprintf(what, sizeof what, "hole index maximum %llu at level 1 entry %llu, should be %llu",
+		 (unsigned long long)(2 * mp - 1), (unsigned long long)u, (unsigned long long)(2 * mp));
+	caught(what);
+	up[u]++;
 
 	leaf[fl->committed / FL_GRAIN] = 1;
 	caught("past the committed span");
 	leaf[fl->committed / FL_GRAIN] = 0;
 
 	fl->htop++;
-	caught("hole index: searches start at level 2, the committed span needs 1");
+	snprintf(what, sizeof what, "hole index: searches start at level %d, the committed span needs %d",
+		 fl->htop, fl->htop - 1);
+	caught(what);
 	fl->htop--;
 
 	mems_id f = fl->first[0];

@@ -103,14 +103,15 @@ START_TEST(mprotect_failure_fails_the_allocation_cleanly)
 	char *before = t_capture_stats(), *seed_before = t_seed_lines(before);
 	ck_assert_int_eq(fail_setup("mprotect:1"), 0);
 	errno = 0;
-	ck_assert_ptr_null(mems_malloc(10000));      /* needs a new node: commit fails */
+	size_t big = MEMS_PAGE_SIZE + 5904;          /* 10000 with 4 KiB pages */
+	ck_assert_ptr_null(mems_malloc(big));        /* needs a new node: commit fails */
 	ck_assert_int_eq(errno, ENOMEM);
 	char *after = t_capture_stats(), *seed_after = t_seed_lines(after);
 	ck_assert_str_eq(seed_after, seed_before);   /* the list is as it was */
 	ck_assert_int_eq(mems_check(), 0);
-	void *b = mems_malloc(10000);                /* and the next one works */
+	void *b = mems_malloc(big);                  /* and the next one works */
 	ck_assert_ptr_nonnull(mems_get(b));
-	ck_assert_uint_eq(U(b), U(a) + 4096);
+	ck_assert_uint_eq(U(b), U(a) + MEMS_PAGE_SIZE);
 	ck_assert_int_eq(mems_check(), 0);
 	free(before); free(seed_before); free(after); free(seed_after);
 }

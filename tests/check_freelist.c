@@ -141,7 +141,7 @@ START_TEST(first_fit_in_node_then_subchain_order)
 	ck_assert_int_eq(fl_init(&fl, 1 << 26, PG), 0);
 	uint64_t a = fl_malloc(&fl, 1000);           /* node 1 */
 	uint64_t b = fl_malloc(&fl, 2000);
-	uint64_t c = fl_malloc(&fl, 5000);           /* does not fit: node 2 */
+	uint64_t c = fl_malloc(&fl, PG - 2000);      /* does not fit: node 2 */
 	ck_assert_uint_eq(a, 0);
 	ck_assert_uint_eq(b, 1000);
 	ck_assert_uint_eq(c, PG);
@@ -159,7 +159,7 @@ START_TEST(free_merges_both_sides_but_not_across_nodes)
 	ck_assert_int_eq(fl_init(&fl, 1 << 26, PG), 0);
 	uint64_t x[4];
 	for (int i = 0; i < 4; i++)
-		x[i] = fl_malloc(&fl, 1024);              /* fills node 1 exactly */
+		x[i] = fl_malloc(&fl, PG / 4);            /* fills node 1 exactly */
 	uint64_t y = fl_malloc(&fl, 10);             /* node 2 */
 	ck_assert_uint_eq(fl.nnodes, 2);
 	fl_free_at(&fl, x[1]);

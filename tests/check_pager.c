@@ -348,7 +348,8 @@ START_TEST(window_is_clipped_to_committed_memory)
 	for (size_t i = 0; i < 3 * ps; i += 64)
 		p[i] = 1;
 	ck_assert_uint_eq(t_stats().pages_touched, 3);
-	ck_assert_uint_eq(t_stats().pages_mapped, 3);
+	/* the node is whole MeMS pages */
+	ck_assert_uint_eq(t_stats().pages_mapped * ps, (3 * ps + MEMS_PAGE_SIZE - 1) / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE);
 	ck_assert_touched_exact();
 }
 END_TEST

@@ -32,6 +32,81 @@ static const char block2[] =
 	"Main Chain Length:\t3\n"
 	"Sub-chain Length array: [4, 5, 3, ]\n";
 
+/* The assignment's scenario for a MeMS page of mp bytes: ten blocks of
+ * 1000 bytes, as many to a node of one page as fit, the fourth (at 4000)
+ * freed when freed is set.  The seed lines of its stats block go into out;
+ * with 4 KiB pages they are block1 and block2, literally. */
+static void scenario_block(char *out, size_t n, uint64_t mp, int freed)
+{
+	uint64_t k = mp / 1000, nodes = (10 + k - 1) / k, holes = 0;
+	size_t len = (size_t)snprintf(out, n, "----- MeMS SYSTEM STATS -----\n");
+	char sub[64] = "";
+	for (uint64_t i = 0; i < nodes; i++) {
+		uint64_t base = 1000 + i * mp, end = base + mp, nseg = 0;
+		len += (size_t)snprintf(out + len, n - len, "MAIN[%llu:%llu]->", (unsigned long long)base,
+					(unsigned long long)(end - 1));
+		/* the node's blocks, then its tail; a hole runs on through the
+		 * holes after it, as a free merges them */
+		uint64_t j = i * k, last = i + 1 == nodes ? 10 : (i + 1) * k;
+		for (uint64_t at = base; at < end; nseg++) {
+			int proc = j < last && !(freed && j == 3);
+			uint64_t e = at;
+			do
+				e = j++ < last ? e + 1000 : end;
+			while (!proc && e < end && (j >= last || (freed && j == 3)));
+			len += (size_t)snprintf(out + len, n - len, " %c[%llu:%llu] <->", proc ? 'P' : 'H',
+						(unsigned long long)at, (unsigned long long)(e - 1));
+			holes += proc ? 0 : e - at;
+			at = e;
+		}
+		len += (size_t)snprintf(out + len, n - len, " NULL\n");
+		snprintf(sub + strlen(sub), sizeof sub - strlen(sub), "%llu, ", (unsigned long long)nseg);
+	}
+	snprintf(out + len, n - len,
+		 "Pages used:\t%llu\nSpace unused:\t%llu\nMain Chain Length:\t%llu\n"
+		 "Sub-chain Length array: [%s]\n",
+		 (unsigned long long)nodes, (unsigned long long)holes, (unsigned long long)nodes, sub);
+}
+
+/* the address of the scenario's ith block */
+static uintptr_t scenario_addr(uint64_t mp, int i)
+{
+	uint64_t k = mp / 1000;
+	return (uintptr_t)(1000 + i / k * mp + i % k * 1000);
+}
+
+static char want1[2048], want2[2048];
+
+static void scenario_setup(void)
+{
+	scenario_block(want1, sizeof want1, MEMS_PAGE_SIZE, 0);
+	scenario_block(want2, sizeof want2, MEMS_PAGE_SIZE, 1);
+}
+
+START_TEST(scenario_blocks_are_the_assignments)
+{
+	char b[2048];
+	scenario_block(b, sizeof b, 4096, 0);
+	ck_assert_str_eq(b, block1);
+	scenario_block(b, sizeof b, 4096, 1);
+	ck_assert_str_eq(b, block2);
+	static const uintptr_t want[] = { 1000, 2000, 3000, 4000, 5096, 6096, 7096,
+					  8096, 9192, 10192 };
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(scenario_addr(4096, i), want[i]);
+	/* with 16 KiB pages all ten share a node, and the freed block's hole
+	 * stands alone */
+	scenario_block(b, sizeof b, 16384, 1);
+	ck_assert_str_eq(b, "----- MeMS SYSTEM STATS -----\n"
+			    "MAIN[1000:17383]-> P[1000:1999] <-> P[2000:2999] <-> P[3000:3999] <-> "
+			    "H[4000:4999] <-> P[5000:5999] <-> P[6000:6999] <-> P[7000:7999] <-> "
+			    "P[8000:8999] <-> P[9000:9999] <-> P[10000:10999] <-> H[11000:17383] <-> NULL\n"
+			    "Pages used:\t1\nSpace unused:\t7384\nMain Chain Length:\t1\n"
+			    "Sub-chain Length array: [11, ]\n");
+	ck_assert_uint_eq(scenario_addr(16384, 9), 10000);
+}
+END_TEST
+
 /* The block is the seed lines, then the pager's lines, then the rule. */
 static void check_block(const char *got, const char *seed)
 {
@@ -39,7 +114,11 @@ static void check_block(const char *got, const char *seed)
 	ck_assert_msg(!strncmp(got, seed, n), "got:\n%s\nwanted:\n%s", got, seed);
 	const char *rest = got + n;
 	ck_assert_msg(!strncmp(rest, "Pages touched:\t", 15), "%s", rest);
-	ck_assert_ptr_nonnull(strstr(rest, "\nPages mapped:\t3\n"));
+	char mapped[64];
+	uint64_t k = MEMS_PAGE_SIZE / 1000, nodes = (10 + k - 1) / k;
+	snprintf(mapped, sizeof mapped, "\nPages mapped:\t%llu\n",
+		 (unsigned long long)(nodes * MEMS_PAGE_SIZE / os_page_size()));
+	ck_assert_ptr_nonnull(strstr(rest, mapped));
 	ck_assert_ptr_nonnull(strstr(rest, "\nPager:\t"));
 	const char *rule = "-----------------------------\n";
 	ck_assert_str_eq(got + strlen(got) - strlen(rule), rule);
@@ -48,22 +127,20 @@ static void check_block(const char *got, const char *seed)
 START_TEST(assignment_scenario_byte_for_byte)
 {
 	static const char *const modes[] = { "uffd", "uffd-user", "kernel" };
-	static const uintptr_t want[] = { 1000, 2000, 3000, 4000, 5096, 6096, 7096,
-					  8096, 9192, 10192 };
 	mems_option_set("pager", modes[_i]);
 	mems_init();
 	for (int i = 0; i < 10; i++)
-		ck_assert_uint_eq(U(mems_malloc(1000)), want[i]);
+		ck_assert_uint_eq(U(mems_malloc(1000)), scenario_addr(MEMS_PAGE_SIZE, i));
 	char *s = t_capture_stats();
-	check_block(s, block1);
+	check_block(s, want1);
 	free(s);
 	mems_free(V(4000));
 	s = t_capture_stats();
-	check_block(s, block2);
+	check_block(s, want2);
 	free(s);
 	ck_assert_uint_eq(U(mems_malloc(1000)), 4000);
 	s = t_capture_stats();
-	check_block(s, block1);
+	check_block(s, want1);
 	free(s);
 }
 END_TEST
@@ -78,17 +155,17 @@ START_TEST(example_program_output)
 	size_t n = fread(out, 1, sizeof out - 1, p);
 	out[n] = 0;
 	ck_assert_int_eq(pclose(p), 0);
-	ck_assert_ptr_nonnull(strstr(out, "Virtual address: 1000\nVirtual address: 2000\n"
-					  "Virtual address: 3000\nVirtual address: 4000\n"
-					  "Virtual address: 5096\nVirtual address: 6096\n"
-					  "Virtual address: 7096\nVirtual address: 8096\n"
-					  "Virtual address: 9192\nVirtual address: 10192\n"));
+	char addrs[400] = "";
+	for (int i = 0; i < 10; i++)
+		snprintf(addrs + strlen(addrs), sizeof addrs - strlen(addrs), "Virtual address: %llu\n",
+			 (unsigned long long)scenario_addr(MEMS_PAGE_SIZE, i));
+	ck_assert_msg(strstr(out, addrs) != NULL, "wanted:\n%s\ngot:\n%s", addrs, out);
 	ck_assert_ptr_nonnull(strstr(out, "Value written: 200\n"));
-	const char *s1 = strstr(out, block1);
+	const char *s1 = strstr(out, want1);
 	ck_assert_ptr_nonnull(s1);
-	const char *s2 = strstr(s1 + 1, block2);
+	const char *s2 = strstr(s1 + 1, want2);
 	ck_assert_ptr_nonnull(s2);
-	ck_assert_ptr_nonnull(strstr(s2 + 1, block1));
+	ck_assert_ptr_nonnull(strstr(s2 + 1, want1));
 	ck_assert_ptr_nonnull(strstr(out, "Pages touched:\t"));
 }
 END_TEST
@@ -252,7 +329,8 @@ Suite *scenario_suite(void)
 	Suite *s = suite_create("scenario");
 	TCase *tc = tcase_create("scenario");
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_checked_fixture(tc, scenario_setup, teardown);
+	tcase_add_test(tc, scenario_blocks_are_the_assignments);
 	tcase_add_loop_test(tc, assignment_scenario_byte_for_byte, 0, 3);
 	tcase_add_test(tc, example_program_output);
 	tcase_add_loop_test(tc, random_sequences_match_the_reference_model, 0, 6);
