@@ -8,7 +8,8 @@
 #   make bench            benchmarks, printed as ratios
 #   make install PREFIX=DIR
 #
-# make MEMS_PAGE_SIZE=N sets the MeMS page size (a multiple of the OS page).
+# make MEMS_PAGE_SIZE=N sets the MeMS page size (a power of two, at least
+# the OS page).
 
 CC       ?= cc
 PREFIX   ?= /usr/local

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 /* MeMS page size: the unit of main nodes.  Set at build time
- * (make MEMS_PAGE_SIZE=N); must be a multiple of the OS page size. */
+ * (make MEMS_PAGE_SIZE=N); a power of two, at least the OS page size. */
 #ifndef MEMS_PAGE_SIZE
 #define MEMS_PAGE_SIZE 4096
 #endif

@@ -42,8 +42,10 @@
 #define MEMS_LIBRARY 1
 #include "trace.h"
 
-_Static_assert(MEMS_PAGE_SIZE >= 4096 && MEMS_PAGE_SIZE % 4096 == 0,
-	       "MEMS_PAGE_SIZE must be a multiple of 4096 (and of the OS page size)");
+/* a power of two: node starts are then aligned to every alignment up to
+ * the page, which aligned allocations rely on */
+_Static_assert(MEMS_PAGE_SIZE >= 4096 && (MEMS_PAGE_SIZE & (MEMS_PAGE_SIZE - 1)) == 0,
+	       "MEMS_PAGE_SIZE must be a power of two, at least 4096 (and the OS page size)");
 
 pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;
 struct mems_state mems_g;

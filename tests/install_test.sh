@@ -76,5 +76,13 @@ want="__libc_calloc __libc_free __libc_malloc __libc_memalign __libc_pvalloc __l
 tout=$("$tmp/prefix/bin/mems-trace" -o "$tmp/t.trc" -- ls -d / 2>&1)
 echo "$tout" | grep -q '^faults ' && [ -s "$tmp/t.trc" ] && ok || ko "mems-trace: $tout"
 grep -q "^#define MEMS_PAGE_SIZE $page\$" "$tmp/prefix/include/mems.h" && ok || ko "installed page size is not $page"
+# a page size that is not a power of two stops the build, with a message
+for bad in 12288 2048; do
+	err=$($cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I"$top/include" -I"$top/src" \
+		-DMEMS_PAGE_SIZE=$bad "$top/src/mems.c" 2>&1) && ko "MEMS_PAGE_SIZE=$bad builds" ||
+		{ echo "$err" | grep -q "MEMS_PAGE_SIZE must be a power of two" && ok || ko "MEMS_PAGE_SIZE=$bad: $err"; }
+done
+$cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I"$top/include" -I"$top/src" -DMEMS_PAGE_SIZE=8192 \
+	"$top/src/mems.c" 2>"$tmp/err" && ok || { cat "$tmp/err"; ko "MEMS_PAGE_SIZE=8192 does not build"; }
 echo "install: $pass passed, $fail failed"
 [ "$fail" = 0 ]
