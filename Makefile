@@ -6,7 +6,7 @@
 #   make check-asan       the suite under AddressSanitizer + UBSan
 #   make check-tsan       the threaded tests under ThreadSanitizer
 #   make bench            benchmarks, printed as ratios
-#   make install PREFIX=DIR
+#   make install PREFIX=DIR   (make uninstall PREFIX=DIR removes it)
 #
 # make MEMS_PAGE_SIZE=N sets the MeMS page size (a power of two, at least
 # the OS page).
@@ -39,7 +39,7 @@ TEST_HELPERS := $(BUILD)/tests/user_helper $(BUILD)/tests/preload_edge \
 	$(BUILD)/tests/preload_stress $(BUILD)/tests/preload_ctor $(BUILD)/tests/libpreload_dso.so
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all deps demo check check-asan check-tsan check-debug check-pagesize fuzz check-valgrind warnings bench bench-misses install clean
+.PHONY: all deps demo check check-asan check-tsan check-debug check-pagesize fuzz check-valgrind warnings bench bench-misses install uninstall clean
 
 TRACE_TOOL := $(BUILD)/tools/mems-trace
 
@@ -252,6 +252,13 @@ install: all
 	ln -sf libmems.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmems.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mems.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/mems.pc
+
+# removes what install put there (the directories stay)
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/mems-trace $(DESTDIR)$(PREFIX)/include/mems.h \
+		$(DESTDIR)$(PREFIX)/lib/libmems.a $(DESTDIR)$(PREFIX)/lib/libmems.so.$(VERSION) \
+		$(DESTDIR)$(PREFIX)/lib/libmems.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libmems.so \
+		$(DESTDIR)$(PREFIX)/lib/libmems-preload.so $(DESTDIR)$(PREFIX)/lib/pkgconfig/mems.pc
 
 clean:
 	rm -rf build build-asan build-ubsan build-tsan build-gcc build-clang build-debug build-p16k build-fuzz

@@ -84,5 +84,10 @@ for bad in 12288 2048; do
 done
 $cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I"$top/include" -I"$top/src" -DMEMS_PAGE_SIZE=8192 \
 	"$top/src/mems.c" 2>"$tmp/err" && ok || { cat "$tmp/err"; ko "MEMS_PAGE_SIZE=8192 does not build"; }
+# uninstall takes away every file install put there, and nothing else
+touch "$tmp/prefix/lib/other.so"
+make -s -C "$top" uninstall PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make uninstall"; }
+left=$(cd "$tmp/prefix" && find . ! -type d | sort | tr '\n' ' ')
+[ "$left" = "./lib/other.so " ] && ok || ko "after uninstall: '$left'"
 echo "install: $pass passed, $fail failed"
 [ "$fail" = 0 ]
