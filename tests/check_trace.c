@@ -427,7 +427,25 @@ END_TEST
 
 START_TEST(command_passes_exit_status_and_reports_errors)
 {
-	ck_assert_int_eq(sh("%s -o %s/x.trc -- /bin/sh -c 'exit 3' > /dev/null 2>&1", tool, dir), 3);
+	ck_assert_int_eq(sh("%s -o %s/x.trc -- /bin/sh -c 'exit 3' > %s/out 2>&1", tool, dir, dir), 3);
+	/* a heap of under 64 MiB: buckets of 1 MiB, even with no fault */
+	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "out"), "(MeMS virtual, 1024 KiB each)"));
+	/* an output that cannot be written: said before the program runs */
+	static const char *const unwritable[] = { "-o %s/no/x.trc", "--json %s/no/x.json",
+						  "--svg %s/no/x.svg", "--csv %s/no/x.csv" };
+	for (size_t i = 0; i < sizeof unwritable / sizeof unwritable[0]; i++) {
+		char opt[600];
+		snprintf(opt, sizeof opt, unwritable[i], dir);
+		ck_assert_int_eq(sh("%s %s -- /bin/sh -c 'touch %s/ran' 2> %s/err", tool, opt, dir, dir), 2);
+		ck_assert_msg(strstr(slurp("%s/%s", "err"), "/no/x.") &&
+			      strstr(slurp("%s/%s", "err"), ": No such file or directory"), "%s: %s", opt,
+			      slurp("%s/%s", "err"));
+		char ran[600];
+		snprintf(ran, sizeof ran, "%s/ran", dir);
+		ck_assert_msg(access(ran, F_OK) != 0, "%s: the program ran", opt);
+	}
+	ck_assert_int_eq(sh("%s report --svg %s/no/x.svg %s/x.trc 2> %s/err", tool, dir, dir, dir), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "err"), "/no/x.svg: No such file or directory"));
 	ck_assert_int_eq(sh("%s -o %s/x.trc -- /bin/sh -c 'ls / > /dev/null; exit 0' > /dev/null", tool, dir), 0);
 	ck_assert_int_eq(sh("%s -o %s/x.trc -- /no/such/program 2> %s/err", tool, dir, dir), 127);
 	ck_assert_ptr_nonnull(strstr(slurp("%s/%s", "err"), "/no/such/program: No such file or directory"));

@@ -59,7 +59,12 @@ static void usage(FILE *f)
 		"                     ../lib/libmems-preload.so beside this program)\n"
 		"      --no-preload   PROGRAM is linked with libmems: only set MEMS_TRACE\n"
 		"  -h, --help         this text\n"
-		"      --version      the version of MeMS this comes with\n", prog, prog);
+		"      --version      the version of MeMS this comes with\n"
+		"\n"
+		"Exit status: PROGRAM's; 2 for a bad option or an output that cannot be\n"
+		"written (said before PROGRAM runs, or the trace is read); 127 or 126 when\n"
+		"PROGRAM cannot be run; 1 for any other error, and for a trace that\n"
+		"'report' cannot read.\n", prog, prog);
 }
 
 static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
@@ -221,7 +226,7 @@ static void top(const char *title, struct count *tab, size_t cap, int n, int ran
 static void summary(const char *path, const struct trace *t, int ntop)
 {
 	uint64_t faults[TRACE_KIND_MAX + 1] = { 0 }, pages[TRACE_KIND_MAX + 1] = { 0 }, hist[40] = { 0 };
-	uint64_t peak_t = 0, peak_m = 0, dur = 0, maxv = 0;
+	uint64_t peak_t = 0, peak_m = 0, dur = 0, maxv = MEMS_VIRTUAL_BASE;
 	struct count *thr = NULL, *rng = NULL;
 	size_t tcap = 0, tused = 0, rcap = 0, rused = 0;
 
@@ -511,6 +516,24 @@ static int run(const char *file, const char *preload, char **argv)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* An output that cannot be written stops mems-trace before it runs the
+ * program or reads the trace, rather than after (the trace file: the
+ * library would only say so in the child, and the run would leave
+ * nothing).  A file made for the probe
+ * goes again; one that was there is left as it is. */
+static void probe_output(const char *path)
+{
+	if (!path)
+		return;
+	int existed = access(path, F_OK) == 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		die(2, "%s: %s", path, strerror(errno));
+	close(fd);
+	if (!existed)
+		unlink(path);
+}
+
 /* Other processes' traces: FILE.PID */
 static void list_others(const char *file)
 {
@@ -576,6 +599,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	const char *outs[] = { json, svg, csv };
+	for (int i = 0; i < 3; i++)
+		probe_output(outs[i]);
 	int status = 0;
 	if (report) {
 		if (optind != argc - 1)
@@ -584,6 +610,7 @@ int main(int argc, char **argv)
 	} else {
 		if (optind >= argc)
 			die(2, "no PROGRAM to run (try --help)");
+		probe_output(file);
 		status = run(file, no_preload ? NULL : find_preload(preload), argv + optind);
 		if (access(file, F_OK) != 0) {
 			fprintf(stderr, "%s: no trace: %s never started MeMS (no allocation, or "
