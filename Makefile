@@ -111,10 +111,11 @@ $(BUILD)/tests/user_helper: tests/user_helper.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-# Programs run under the preload library: plain builds, no MeMS linked in.
-$(BUILD)/tests/preload_%: tests/preload_%.c
+# Programs run under the preload library: plain builds, no MeMS linked in
+# (mems.h for its types only: they find MeMS's functions with dlsym).
+$(BUILD)/tests/preload_%: tests/preload_%.c include/mems.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -pthread -o $@ $< -ldl
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(EXTRA_CFLAGS) -Iinclude -pthread -o $@ $< -ldl
 
 $(BUILD)/tests/libpreload_dso.so: tests/preload_dso.c
 	@mkdir -p $(dir $@)

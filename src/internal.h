@@ -39,6 +39,8 @@ extern struct mems_state mems_g;
 
 /* MEMS_STATS_ON_EXIT's report (stats.c), for the destructor in mems.c */
 void mems_stats_at_exit(void);
+/* The stats block, written to fd (write(2); nothing allocated). */
+void mems_stats_to_fd(int fd);
 
 void mems_lock_take(void);
 void mems_lock_drop(void);

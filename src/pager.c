@@ -1116,14 +1116,18 @@ void pager_mark_live(struct mems_pager *pg, uint64_t off, uint64_t len)
 	}
 }
 
-uint64_t pager_purge_scan(struct mems_pager *pg)
+/* The purge's pass over the bitmaps: give back the pages free but
+ * resident now and at the last pass (every such page with all), and
+ * remember the rest.  *gone counts the pages given back. */
+static uint64_t purge_pass(struct mems_pager *pg, int all, uint64_t *gone)
 {
 	uint64_t left = 0, words = (atomic_load(&pg->committed) / pg->ps + 63) / 64;
+	*gone = 0;
 	pager_lock(pg);
 	for (uint64_t w = 0; w < words; w++) {
 		uint64_t c = __atomic_load_n(&pg->resident[w], __ATOMIC_RELAXED) &
 			     ~atomic_load_explicit(&pg->live[w], memory_order_relaxed);
-		uint64_t due = c & pg->seen[w];
+		uint64_t due = all ? c : c & pg->seen[w];
 		if (due) {
 			/* runs of due pages (pager_purge_locked spares live ones) */
 			for (uint64_t d = due; d;) {
@@ -1134,12 +1138,26 @@ uint64_t pager_purge_scan(struct mems_pager *pg)
 				pager_purge_locked(pg, w * 64 + b, w * 64 + e);
 				d &= e == 64 ? 0 : ~0ull << e;
 			}
+			*gone += (uint64_t)bits_count(due & ~__atomic_load_n(&pg->resident[w], __ATOMIC_RELAXED));
 		}
 		pg->seen[w] = c & ~due;
 		left += (uint64_t)bits_count(pg->seen[w]);
 	}
 	pthread_mutex_unlock(&pg->lock);
 	return left;
+}
+
+uint64_t pager_purge_scan(struct mems_pager *pg)
+{
+	uint64_t gone;
+	return purge_pass(pg, 0, &gone);
+}
+
+uint64_t pager_purge_now(struct mems_pager *pg)
+{
+	uint64_t gone;
+	purge_pass(pg, 1, &gone);
+	return gone;
 }
 
 int pager_populate(struct mems_pager *pg, uint64_t off, uint64_t len)

@@ -120,6 +120,9 @@ void pager_purge_locked(struct mems_pager *pg, uint64_t lo, uint64_t hi);
  * ones found so now.  A page allocated meanwhile (pager_mark_live) starts
  * afresh.  Returns how many pages wait for the next scan. */
 uint64_t pager_purge_scan(struct mems_pager *pg);
+/* Under the allocator lock: give back every page that is free but
+ * resident now, whatever the delay (malloc_trim).  Returns how many went. */
+uint64_t pager_purge_now(struct mems_pager *pg);
 /* Populate every missing page over [off, off+len) now, from the calling
  * thread (user-mode-only mode, where the kernel cannot fault them in for a
  * system call; MEMS_POPULATE, where a fault's round trip costs more than

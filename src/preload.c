@@ -16,18 +16,23 @@
  * size up to whole pages (0 stays 0).
  *
  * The glibc-internal names (__libc_malloc and friends) are overridden
- * too, for code that calls them directly.  Everything else comes from the
+ * too, for code that calls them directly.  The calls that ask about the
+ * heap (mallinfo2, mallinfo, malloc_stats) answer from MeMS's stats, and
+ * malloc_trim gives the free pages a purge delay keeps back at once.  Everything else comes from the
  * library itself: MeMS initialises on the first allocation, before main if
  * a constructor allocates; calls that libc makes from inside MeMS go to
  * the bootstrap arena; the handler thread never allocates.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "mems.h"
+#include "purge.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -138,11 +143,56 @@ EXPORT size_t malloc_usable_size(void *p)
 	return mems_ptr_usable_size(p);
 }
 
-/* MeMS gives wholly free pages back as they become free. */
+/* The pages the purge delay keeps resident go back now, as glibc's trim
+ * gives its free memory back: 1 when some went, else 0.  pad, which
+ * glibc keeps at the top of its heap, has nothing here to apply to. */
 EXPORT int malloc_trim(size_t pad)
 {
 	(void)pad;
-	return 0;
+	return purge_now() > 0;
+}
+
+/* glibc's fields, from MeMS's stats: arena is the bytes of all main
+ * nodes, uordblks what the program holds (blocks in runs by their class
+ * size, every other block by its segment), fordblks the rest, ordblks the
+ * holes.  Nothing is mmapped apart (hblks, hblkhd 0), and no part of the
+ * heap is kept for trimming alone (keepcost 0). */
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+	struct mallinfo2 mi = { 0 };
+	struct mems_stats st;
+	if (mems_stats_get(&st) != 0)
+		return mi;
+	mi.arena = (size_t)(st.pages_used * st.page_size);
+	mi.ordblks = (size_t)st.hole_segments;
+	mi.uordblks = (size_t)(st.bytes_in_use - st.small_run_bytes + st.small_bytes);
+	mi.fordblks = mi.arena - mi.uordblks;
+	return mi;
+}
+
+/* glibc's old interface, its fields ints: each is capped at INT_MAX where
+ * glibc's wrap. */
+static int as_int(size_t v)
+{
+	return v > INT_MAX ? INT_MAX : (int)v;
+}
+
+EXPORT struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m = mallinfo2();
+	struct mallinfo mi = { 0 };
+	mi.arena = as_int(m.arena);
+	mi.ordblks = as_int(m.ordblks);
+	mi.uordblks = as_int(m.uordblks);
+	mi.fordblks = as_int(m.fordblks);
+	return mi;
+}
+
+/* glibc prints its arenas' figures on stderr; this prints MeMS's stats
+ * block there. */
+EXPORT void malloc_stats(void)
+{
+	mems_stats_to_fd(STDERR_FILENO);
 }
 
 /* No tunables of glibc's apply; report success as glibc does for the

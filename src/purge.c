@@ -156,3 +156,13 @@ void purge_fork_child(void)
 	pu.inline_scans = 0;
 	atomic_store(&pu.idle, 0);
 }
+
+uint64_t purge_now(void)
+{
+	uint64_t gone = 0;
+	mems_lock_take();
+	if (mems_g.ready)
+		gone = pager_purge_now(&mems_g.pg);
+	mems_lock_drop();
+	return gone;
+}

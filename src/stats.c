@@ -188,24 +188,12 @@ void mems_print_stats(void)
 	os_unmap(b.p, b.cap);
 }
 
-/* MEMS_STATS_ON_EXIT=1: the block on stderr when the process exits, with
- * write(2) to the copy of stderr taken at initialisation: stdio, and fd 2
- * itself, may be gone by now, and nothing here allocates.  A program that
- * closed the copy (closing every descriptor above 2 is common in daemons)
- * gets the block on fd 2 if that is still the same file.  Called from
- * mems.c's destructor (see there). */
-void mems_stats_at_exit(void)
+/* The block, written to fd with write(2) (the preload library's
+ * malloc_stats, and the report at exit). */
+void mems_stats_to_fd(int fd)
 {
 	struct sbuf b;
-	int fd = mems_g.stats_fd;
 
-	if (!mems_g.ready || fd < 0)
-		return;
-	if (!os_fd_mine(fd)) {
-		if (!os_fd_mine_as(STDERR_FILENO, fd))
-			return;
-		fd = STDERR_FILENO;
-	}
 	render_block(&b);
 	if (!b.p)
 		return;
@@ -216,6 +204,26 @@ void mems_stats_at_exit(void)
 		done += (size_t)w;
 	}
 	os_unmap(b.p, b.cap);
+}
+
+/* MEMS_STATS_ON_EXIT=1: the block on stderr when the process exits, with
+ * write(2) to the copy of stderr taken at initialisation: stdio, and fd 2
+ * itself, may be gone by now, and nothing here allocates.  A program that
+ * closed the copy (closing every descriptor above 2 is common in daemons)
+ * gets the block on fd 2 if that is still the same file.  Called from
+ * mems.c's destructor (see there). */
+void mems_stats_at_exit(void)
+{
+	int fd = mems_g.stats_fd;
+
+	if (!mems_g.ready || fd < 0)
+		return;
+	if (!os_fd_mine(fd)) {
+		if (!os_fd_mine_as(STDERR_FILENO, fd))
+			return;
+		fd = STDERR_FILENO;
+	}
+	mems_stats_to_fd(fd);
 }
 
 static void json_str(struct sbuf *b, const char *s)

@@ -333,6 +333,20 @@ START_TEST(blocks_really_are_mems_blocks)
 }
 END_TEST
 
+START_TEST(mallinfo_trim_and_stats_are_mems)
+{
+	struct result r = run("MEMS_STATS_ON_EXIT=0 $WORK/preload_edge --info", 1, 0);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	ck_assert_str_eq(r.out, "arena: 1\nuordblks: 1\nfordblks: 1\nordblks: 1\nmallinfo: 1\n"
+				"malloc_trim: 1, touched pages down: 1, by the pages released: 1\n"
+				"malloc_trim again: 0\n");
+	/* malloc_stats: the stats block, on stderr */
+	ck_assert_msg(!strncmp(r.err, "----- MeMS SYSTEM STATS -----\n", 30), "%s", r.err);
+	ck_assert_ptr_nonnull(strstr(r.err, "\nPages touched:\t"));
+	free(r.out); free(r.err);
+}
+END_TEST
+
 START_TEST(preload_defaults_to_a_100_ms_purge_small_runs_and_populate)
 {
 	/* libmems gives pages back on every free (the assignment's contract);
@@ -377,6 +391,7 @@ Suite *preload_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stats_on_exit_goes_to_stderr);
 	tcase_add_test(tc, blocks_really_are_mems_blocks);
+	tcase_add_test(tc, mallinfo_trim_and_stats_are_mems);
 	tcase_add_test(tc, programs_run_under_an_address_space_limit);
 	tcase_add_test(tc, program_with_a_large_static_tls_runs_on_the_uffd_pager);
 	tcase_add_test(tc, program_that_closes_every_descriptor_loses_nothing);

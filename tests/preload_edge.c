@@ -7,7 +7,9 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wnon-power-of-two-alignment"
 #pragma clang diagnostic ignored "-Wbuiltin-assume-aligned-alignment"
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
 #else
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 #endif
@@ -20,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "mems.h"
 
 static void show(const char *what, void *p, size_t align, size_t want)
 {
@@ -37,6 +41,33 @@ static void show_rc(const char *what, int rc, void *p, size_t align)
 	       rc == 0 ? "0" : rc == EINVAL ? "EINVAL" : rc == ENOMEM ? "ENOMEM" : "other",
 	       errno, rc == 0 ? (int)((uintptr_t)p % align == 0) : -1);
 	errno = 0;
+}
+
+/* mallinfo2, mallinfo and malloc_trim: what holds under glibc and MeMS
+ * alike */
+static int info(void)
+{
+	enum { N = 20000, SIZE = 100 };
+	static void *blk[N];
+	struct mallinfo2 a = mallinfo2();
+	for (int i = 0; i < N; i++)
+		memset(blk[i] = malloc(SIZE), 1, SIZE);
+	struct mallinfo2 b = mallinfo2();
+	printf("mallinfo2: %d blocks of %d bytes add them to uordblks: %d\n", N, SIZE,
+	       b.uordblks >= a.uordblks + (size_t)N * SIZE);
+	printf("mallinfo2: arena = uordblks + fordblks: %d\n", b.arena == b.uordblks + b.fordblks);
+	printf("mallinfo2: nothing mmapped apart: %d\n", b.hblks == 0 && b.hblkhd == 0);
+	struct mallinfo old = mallinfo();
+	printf("mallinfo agrees: %d\n", old.arena == (int)b.arena && old.uordblks == (int)b.uordblks &&
+					 old.fordblks == (int)b.fordblks && old.ordblks == (int)b.ordblks);
+	for (int i = 0; i < N; i++)
+		free(blk[i]);
+	struct mallinfo2 c = mallinfo2();
+	printf("mallinfo2: freeing them takes them off: %d\n",
+	       c.uordblks + (size_t)N * SIZE <= b.uordblks);
+	printf("malloc_trim(0) after freeing them: %d\n", malloc_trim(0));
+	printf("malloc_trim(0) again: %d\n", malloc_trim(0));
+	return 0;
 }
 
 static int edge(void)
@@ -92,7 +123,7 @@ static int edge(void)
 	free(q);
 	free(p);
 	printf("errno kept across successful calls: %d\n", errno);
-	return 0;
+	return info();
 }
 
 /* Under the preload, blocks of every kind are MeMS blocks. */
@@ -113,6 +144,46 @@ static int blocks_are_mems(void)
 			return 1;
 		}
 	printf("all blocks are MeMS blocks\n");
+	return 0;
+}
+
+/* --info: mallinfo2 and mallinfo are MeMS's stats, malloc_trim gives the
+ * free pages a purge delay keeps back at once, malloc_stats prints the
+ * stats block on stderr. */
+static int info_is_mems(void)
+{
+	int (*get)(struct mems_stats *) = (int (*)(struct mems_stats *))dlsym(RTLD_DEFAULT,
+									     "mems_stats_get");
+	if (!get) {
+		fprintf(stderr, "preload_edge: mems_stats_get not found: not preloaded?\n");
+		return 1;
+	}
+	enum { N = 20000 };
+	static void *blk[N];
+	for (int i = 0; i < N; i++)
+		memset(blk[i] = malloc(100 + i % 3000), 1, 100 + i % 3000);
+	for (int i = 0; i < N; i += 2)
+		free(blk[i]);
+	struct mems_stats st;
+	struct mallinfo2 mi = mallinfo2();
+	struct mallinfo old = mallinfo();
+	get(&st);
+	printf("arena: %d\n", mi.arena == st.pages_used * st.page_size);
+	printf("uordblks: %d\n", mi.uordblks == st.bytes_in_use - st.small_run_bytes + st.small_bytes);
+	printf("fordblks: %d\n", mi.fordblks == mi.arena - mi.uordblks);
+	printf("ordblks: %d\n", mi.ordblks == st.hole_segments);
+	printf("mallinfo: %d\n", old.uordblks == (int)mi.uordblks && old.arena == (int)mi.arena);
+	for (int i = 1; i < N; i += 2)
+		free(blk[i]);
+	get(&st);
+	uint64_t touched = st.pages_touched, released = st.pages_released;
+	int r = malloc_trim(0);
+	get(&st);
+	printf("malloc_trim: %d, touched pages down: %d, by the pages released: %d\n", r,
+	       st.pages_touched < touched, touched - st.pages_touched == st.pages_released - released);
+	printf("malloc_trim again: %d\n", malloc_trim(0));
+	fflush(stdout);
+	malloc_stats();
 	return 0;
 }
 
@@ -137,5 +208,7 @@ int main(int argc, char **argv)
 		return show_option(argv[2]);
 	if (argc > 1 && !strcmp(argv[1], "--mems"))
 		return blocks_are_mems();
+	if (argc > 1 && !strcmp(argv[1], "--info"))
+		return info_is_mems();
 	return edge();
 }
