@@ -47,6 +47,11 @@
 _Static_assert(MEMS_PAGE_SIZE >= 4096 && (MEMS_PAGE_SIZE & (MEMS_PAGE_SIZE - 1)) == 0,
 	       "MEMS_PAGE_SIZE must be a power of two, at least 4096 (and the OS page size)");
 
+/* The span starts on a multiple of this when the address space has room
+ * for the slack: node starts are then aligned to the MeMS page in real
+ * addresses too, and a huge page (2 MiB) can back whole ones. */
+#define SPAN_ALIGN (MEMS_PAGE_SIZE > (2u << 20) ? MEMS_PAGE_SIZE : (2u << 20))
+
 pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;
 struct mems_state mems_g;
 /* This thread holds mems_lock: a malloc that reaches MeMS now came from
@@ -191,17 +196,17 @@ int mems_init_locked(void)
 			span = SPAN_MIN;
 	}
 	memset(&mems_g, 0, sizeof mems_g);
-	mems_g.span = os_reserve(span);
+	mems_g.span = os_reserve(span, SPAN_ALIGN);
 	if (!mems_g.span && tomb) {
 		/* no room for two spans (ulimit -v): give up on the tomb */
 		drop_tomb();
-		mems_g.span = os_reserve(span);
+		mems_g.span = os_reserve(span, SPAN_ALIGN);
 	}
 	/* the default span did not fit (valgrind's address space, say):
 	 * halve it until one does */
 	while (!mems_g.span && !opt_given(OPT_SPAN_SIZE) && span / 2 >= (uint64_t)SPAN_MIN) {
 		span = span / 2 / MEMS_PAGE_SIZE * MEMS_PAGE_SIZE;
-		mems_g.span = os_reserve(span);
+		mems_g.span = os_reserve(span, SPAN_ALIGN);
 	}
 	if (!mems_g.span) {
 		int e = errno;
@@ -341,6 +346,14 @@ int mems_alloc_locked(uint64_t size, uint64_t align, uint64_t *offp, unsigned fl
 	return mems_alloc_seg_locked(size, align, offp, &s, flags);
 }
 
+/* The first offset at or after off whose real address is a multiple of
+ * align */
+static uint64_t align_real(uint64_t off, uint64_t align)
+{
+	uint64_t base = (uintptr_t)mems_g.span;
+	return round_up(base + off, align) - base;
+}
+
 /* The bytes of a new node for need bytes (see internal.h) */
 static uint64_t node_bytes(uint64_t need, unsigned flags)
 {
@@ -364,20 +377,25 @@ int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *offp, mems_id
 	if (size > mems_g.span_size || align > mems_g.span_size)
 		return ENOMEM;
 	/* the lowest hole that fits; with alignment, one that fits once its
-	 * start is rounded up (searching for size + align - 1 finds one) */
+	 * start is rounded up (searching for size + align - 1 finds one).
+	 * Alignment is of the real address: the span's start is aligned to
+	 * SPAN_ALIGN at most (less when there was no room for the slack). */
 	mems_id h = fl_find_fit(fl, size);
 	if (h) {
-		at = round_up(fl_seg(fl, h)->start, align);
+		at = align_real(fl_seg(fl, h)->start, align);
 		if (at + size > fl_seg(fl, h)->end)
 			h = fl_find_fit(fl, size + align - 1);
 		if (h)
-			at = round_up(fl_seg(fl, h)->start, align);
+			at = align_real(fl_seg(fl, h)->start, align);
 	}
 	int grew = 0;
 	if (!h) {
 		/* a new node of at least ceil(size / page) pages; node starts
-		 * are page aligned, so only larger alignments need more */
-		uint64_t need = size + (align > MEMS_PAGE_SIZE ? align - MEMS_PAGE_SIZE : 0);
+		 * are aligned to the page, or to the span's start when that is
+		 * less, so only larger alignments need more */
+		uint64_t base = (uintptr_t)mems_g.span, g = base & -base;
+		g = g < MEMS_PAGE_SIZE ? g : MEMS_PAGE_SIZE;
+		uint64_t need = size + (align > g ? align - g : 0);
 		uint64_t bytes = node_bytes(need, flags);
 		uint64_t off = fl->committed;
 		if (bytes > mems_g.span_size - off)
@@ -390,7 +408,7 @@ int mems_alloc_seg_locked(uint64_t size, uint64_t align, uint64_t *offp, mems_id
 			return ENOMEM;
 		}
 		grew = 1;
-		at = round_up(off, align);
+		at = align_real(off, align);
 	}
 	mems_id s = fl_take_at(fl, h, at, size);
 	if (!s) {

@@ -46,13 +46,30 @@ size_t os_page_size(void)
 	return ps;
 }
 
-void *os_reserve(size_t len)
+void *os_reserve(size_t len, size_t align)
 {
 	if (injected(FP_MMAP))
 		return NULL;
-	void *p = mmap(NULL, len, PROT_NONE,
+	size_t ps = os_page_size(), extra = align > ps ? align - ps : 0;
+	char *p = mmap(NULL, len + extra, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED && extra) {
+		/* no room for the slack (ulimit -v): take what is there */
+		p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		extra = 0;
+	}
+	if (p == MAP_FAILED)
+		return NULL;
+	if (extra) {
+		/* keep the aligned len bytes, give back the slack around them */
+		size_t head = (size_t)(-(uintptr_t)p & (align - 1));
+		if (head)
+			munmap(p, head);
+		if (extra - head)
+			munmap(p + head + len, extra - head);
+		p += head;
+	}
+	return p;
 }
 
 int os_rereserve(void *p, size_t len)

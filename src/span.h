@@ -11,8 +11,10 @@
 
 size_t os_page_size(void);
 
-/* Address space only: PROT_NONE, MAP_NORESERVE.  NULL on failure (errno). */
-void *os_reserve(size_t len);
+/* Address space only: PROT_NONE, MAP_NORESERVE, starting on a multiple of
+ * align (a power of two) when there is room for the slack that takes, on
+ * a page otherwise.  NULL on failure (errno). */
+void *os_reserve(size_t len, size_t align);
 /* Bytes of address space the process may still map under its limit
  * (RLIMIT_AS, ulimit -v), or UINT64_MAX when it has none; *limit gets the
  * limit (UINT64_MAX for none). */

@@ -133,10 +133,20 @@ START_TEST(aligned_allocation)
 				mems_ptr_free(p);
 		}
 	}
+	/* alignments past the span's own: of the real address, not of the
+	 * offset in the span */
+	for (size_t a = 4u << 20; a <= (1u << 30); a <<= 2) {
+		unsigned char *p = mems_ptr_aligned(a, 100);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_msg((uintptr_t)p % a == 0, "%p is not aligned to %zu", (void *)p, a);
+		memset(p, 2, 100);
+		mems_ptr_free(p);
+	}
 	errno = 0;
 	ck_assert_ptr_null(mems_ptr_aligned(24, 10));
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_ptr_null(mems_ptr_aligned(0, 10));
+	ck_assert_int_eq(mems_check(), 0);
 	ck_assert_touched_exact();
 }
 END_TEST

@@ -106,6 +106,8 @@ static int edge(void)
 	rc = posix_memalign(&p, 8, 10); show_rc("posix_memalign(8)", rc, p, 8); free(p);
 	rc = posix_memalign(&p, 4096, 10); show_rc("posix_memalign(4096)", rc, p, 4096); free(p);
 	rc = posix_memalign(&p, 1 << 20, 10); show_rc("posix_memalign(1 MiB)", rc, p, 1 << 20); free(p);
+	rc = posix_memalign(&p, 64 << 20, 10); show_rc("posix_memalign(64 MiB)", rc, p, 64 << 20); free(p);
+	show("aligned_alloc(1 GiB, 100)", p = aligned_alloc(1 << 30, 100), 1 << 30, 100); free(p);
 	rc = posix_memalign(&p, 64, SIZE_MAX); show_rc("posix_memalign(64, SIZE_MAX)", rc, p, 1);
 	show("aligned_alloc(64, 100)", p = aligned_alloc(64, 100), 64, 100); free(p);
 	show("aligned_alloc(24, 100)", p = aligned_alloc(24, 100), 32, 100); free(p);
