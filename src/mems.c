@@ -49,7 +49,7 @@ _Static_assert(MEMS_PAGE_SIZE >= 4096 && (MEMS_PAGE_SIZE & (MEMS_PAGE_SIZE - 1))
 
 /* The span starts on a multiple of this when the address space has room
  * for the slack: node starts are then aligned to the MeMS page in real
- * addresses too, and a huge page (2 MiB) can back whole ones. */
+ * addresses too, and the span's 2 MiB ranges line up with huge pages. */
 #define SPAN_ALIGN (MEMS_PAGE_SIZE > (2u << 20) ? MEMS_PAGE_SIZE : (2u << 20))
 
 pthread_mutex_t mems_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -18,10 +18,11 @@
  * The glibc-internal names (__libc_malloc and friends) are overridden
  * too, for code that calls them directly.  The calls that ask about the
  * heap (mallinfo2, mallinfo, malloc_stats) answer from MeMS's stats, and
- * malloc_trim gives the free pages a purge delay keeps back at once.  Everything else comes from the
- * library itself: MeMS initialises on the first allocation, before main if
- * a constructor allocates; calls that libc makes from inside MeMS go to
- * the bootstrap arena; the handler thread never allocates.
+ * malloc_trim gives the free pages a purge delay keeps back at once.
+ * Everything else comes from the library itself: MeMS initialises on the
+ * first allocation, before main if a constructor allocates; calls that
+ * libc makes from inside MeMS go to the bootstrap arena; the handler
+ * thread never allocates.
  */
 #include <errno.h>
 #include <limits.h>

@@ -519,8 +519,8 @@ static int run(const char *file, const char *preload, char **argv)
 /* An output that cannot be written stops mems-trace before it runs the
  * program or reads the trace, rather than after (the trace file: the
  * library would only say so in the child, and the run would leave
- * nothing).  A file made for the probe
- * goes again; one that was there is left as it is. */
+ * nothing).  A file made for the probe goes again; one that was there is
+ * left as it is. */
 static void probe_output(const char *path)
 {
 	if (!path)
