@@ -437,9 +437,9 @@ START_TEST(command_passes_exit_status_and_reports_errors)
 		char opt[600];
 		snprintf(opt, sizeof opt, unwritable[i], dir);
 		ck_assert_int_eq(sh("%s %s -- /bin/sh -c 'touch %s/ran' 2> %s/err", tool, opt, dir, dir), 2);
-		ck_assert_msg(strstr(slurp("%s/%s", "err"), "/no/x.") &&
-			      strstr(slurp("%s/%s", "err"), ": No such file or directory"), "%s: %s", opt,
-			      slurp("%s/%s", "err"));
+		const char *err = slurp("%s/%s", "err");
+		ck_assert_msg(strstr(err, "/no/x.") && strstr(err, ": No such file or directory"), "%s: %s",
+			      opt, err);
 		char ran[600];
 		snprintf(ran, sizeof ran, "%s/ran", dir);
 		ck_assert_msg(access(ran, F_OK) != 0, "%s: the program ran", opt);

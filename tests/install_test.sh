@@ -77,13 +77,15 @@ tout=$("$tmp/prefix/bin/mems-trace" -o "$tmp/t.trc" -- ls -d / 2>&1)
 echo "$tout" | grep -q '^faults ' && [ -s "$tmp/t.trc" ] && ok || ko "mems-trace: $tout"
 grep -q "^#define MEMS_PAGE_SIZE $page\$" "$tmp/prefix/include/mems.h" && ok || ko "installed page size is not $page"
 # a page size that is not a power of two stops the build, with a message
+compile_mems() {
+	$cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I"$top/include" -I"$top/src" \
+		-DMEMS_PAGE_SIZE="$1" "$top/src/mems.c" 2>&1
+}
 for bad in 12288 2048; do
-	err=$($cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I"$top/include" -I"$top/src" \
-		-DMEMS_PAGE_SIZE=$bad "$top/src/mems.c" 2>&1) && ko "MEMS_PAGE_SIZE=$bad builds" ||
+	err=$(compile_mems $bad) && ko "MEMS_PAGE_SIZE=$bad builds" ||
 		{ echo "$err" | grep -q "MEMS_PAGE_SIZE must be a power of two" && ok || ko "MEMS_PAGE_SIZE=$bad: $err"; }
 done
-$cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I"$top/include" -I"$top/src" -DMEMS_PAGE_SIZE=8192 \
-	"$top/src/mems.c" 2>"$tmp/err" && ok || { cat "$tmp/err"; ko "MEMS_PAGE_SIZE=8192 does not build"; }
+err=$(compile_mems 8192) && ok || ko "MEMS_PAGE_SIZE=8192 does not build: $err"
 # uninstall takes away every file install put there, and nothing else
 touch "$tmp/prefix/lib/other.so"
 make -s -C "$top" uninstall PREFIX="$tmp/prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; ko "make uninstall"; }
