@@ -4,6 +4,7 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -500,16 +501,35 @@ START_TEST(fork_and_exec_are_handled_as_documented)
 	ck_assert_ptr_nonnull(strstr(out, "exec ok\n"));
 	ck_assert_ptr_nonnull(strstr(out, "fx.trc: 2 segments"));
 	ck_assert_ptr_null(strstr(out, "other processes traced"));
-	/* processes started by the program write files of their own */
+	/* processes started by the program write files of their own, listed
+	 * in order of PID; an earlier run's are removed, not listed */
+	ck_assert_int_eq(sh("touch %s/sh.trc.1 %s/sh.trc.4194305.2", dir, dir), 0);
 	ck_assert_int_eq(sh("%s -o %s/sh.trc -- /bin/sh -c 'ls / > /dev/null; ls / > /dev/null' > %s/out",
 			    tool, dir, dir), 0);
 	out = slurp("%s/%s", "out");
 	char *o = strstr(out, "other processes traced:");
 	ck_assert_ptr_nonnull(o);
+	ck_assert_ptr_null(strstr(out, "sh.trc.1 "));
+	ck_assert_ptr_null(strstr(out, "sh.trc.4194305.2"));
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/sh.trc.1", dir);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	snprintf(path, sizeof path, "%s/sh.trc.4194305.2", dir);
+	ck_assert_int_ne(access(path, F_OK), 0);
 	int n = 0;
-	for (char *c = o; (c = strstr(c, "sh.trc.")); c++)
+	long last = 0;
+	for (char *c = o; (c = strstr(c, "sh.trc.")); c++) {
+		long pid = strtol(c + strlen("sh.trc."), NULL, 10);
+		ck_assert_int_gt(pid, last);
+		snprintf(path, sizeof path, "%s/sh.trc.%ld", dir, pid);
+		ck_assert_msg(access(path, F_OK) == 0, "%s is listed but not there", path);
+		last = pid;
 		n++;
+	}
 	ck_assert_int_ge(n, 2);
+	char head[64];
+	snprintf(head, sizeof head, "\n%d other processes traced: ", n);
+	ck_assert_ptr_nonnull(strstr(out, head));
 }
 END_TEST
 

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 		"through and prints a summary.  'report' reads a trace written earlier.\n"
 		"\n"
 		"  -o, --output FILE  the trace file (default mems-trace.out); processes that\n"
-		"                     PROGRAM starts write FILE.PID\n"
+		"                     PROGRAM starts write FILE.PID; those of an earlier\n"
+		"                     run with this FILE are removed first\n"
 		"      --json OUT     Chrome Trace Event Format, for Perfetto (ui.perfetto.dev)\n"
 		"                     or chrome://tracing: a slice per fault on its thread,\n"
 		"                     counters of touched and mapped pages\n"
@@ -482,11 +483,90 @@ static const char *find_preload(const char *given)
 	die(1, "cannot find libmems-preload.so: give --preload LIB or set MEMS_PRELOAD");
 }
 
+/* Other processes' traces: FILE.PID (and FILE.PID.N), in the directory of
+ * FILE.  other_traces() gives their paths in order of PID, in one block
+ * the caller frees. */
+static int by_pid(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	const char *dx = strrchr(x, '/'), *dy = strrchr(y, '/');
+	return strverscmp(dx, dy);
+}
+
+static char **other_traces(const char *file, size_t *count)
+{
+	const char *slash = strrchr(file, '/');
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+	const char *base = slash ? slash + 1 : file;
+	size_t bl = strlen(base), n = 0, cap = 0;
+	char **v = NULL;
+	*count = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *tail = e->d_name + bl + 1;
+		if (strncmp(e->d_name, base, bl) || e->d_name[bl] != '.' || !*tail ||
+		    strspn(tail, "0123456789.") != strlen(tail))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **w = realloc(v, cap * sizeof *v);
+			if (!w)
+				break;
+			v = w;
+		}
+		if (asprintf(&v[n], "%s/%s", dir, e->d_name) < 0)
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof *v, by_pid);
+	*count = n;
+	return v;
+}
+
+static void free_traces(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* A run starts afresh: an earlier run's FILE.PID would be listed as this
+ * run's, and a process that got the same PID would append to it. */
+static void remove_others(const char *file)
+{
+	size_t n;
+	char **v = other_traces(file, &n);
+	for (size_t i = 0; i < n; i++)
+		if (unlink(v[i]) != 0 && errno != ENOENT)
+			die(1, "%s: %s", v[i], strerror(errno));
+	free_traces(v, n);
+}
+
+static void list_others(const char *file)
+{
+	size_t n;
+	char **v = other_traces(file, &n);
+	if (n) {
+		printf("%zu other process%s traced:", n, n == 1 ? "" : "es");
+		for (size_t i = 0; i < n; i++)
+			printf(" %s", v[i]);
+		printf("\n");
+	}
+	free_traces(v, n);
+}
+
 static int run(const char *file, const char *preload, char **argv)
 {
 	char pattern[PATH_MAX + 8];
 	snprintf(pattern, sizeof pattern, "%s.%%p", file);
 	unlink(file);           /* traces append: start afresh */
+	remove_others(file);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0)
@@ -532,31 +612,6 @@ static void probe_output(const char *path)
 	close(fd);
 	if (!existed)
 		unlink(path);
-}
-
-/* Other processes' traces: FILE.PID */
-static void list_others(const char *file)
-{
-	const char *slash = strrchr(file, '/');
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
-	const char *base = slash ? slash + 1 : file;
-	size_t bl = strlen(base);
-	int n = 0;
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, base, bl) && e->d_name[bl] == '.' &&
-		    strspn(e->d_name + bl + 1, "0123456789.") == strlen(e->d_name + bl + 1)) {
-			if (!n++)
-				printf("other processes traced:");
-			printf(" %s/%s", dir, e->d_name);
-		}
-	if (n)
-		printf("\n");
-	closedir(d);
 }
 
 int main(int argc, char **argv)
