@@ -17,8 +17,9 @@
  *
  * The glibc-internal names (__libc_malloc and friends) are overridden
  * too, for code that calls them directly.  The calls that ask about the
- * heap (mallinfo2, mallinfo, malloc_stats) answer from MeMS's stats, and
- * malloc_trim gives the free pages a purge delay keeps back at once.
+ * heap (mallinfo2, mallinfo, malloc_info, malloc_stats) answer from
+ * MeMS's stats, and malloc_trim gives the free pages a purge delay keeps
+ * back at once.
  * Everything else comes from the library itself: MeMS initialises on the
  * first allocation, before main if a constructor allocates; calls that
  * libc makes from inside MeMS go to the bootstrap arena; the handler
@@ -28,6 +29,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -158,17 +160,22 @@ EXPORT int malloc_trim(size_t pad)
  * size, every other block by its segment), fordblks the rest, ordblks the
  * holes.  Nothing is mmapped apart (hblks, hblkhd 0), and no part of the
  * heap is kept for trimming alone (keepcost 0). */
-EXPORT struct mallinfo2 mallinfo2(void)
+static struct mallinfo2 info_of(const struct mems_stats *st)
 {
 	struct mallinfo2 mi = { 0 };
-	struct mems_stats st;
-	if (mems_stats_get(&st) != 0)
-		return mi;
-	mi.arena = (size_t)(st.pages_used * st.page_size);
-	mi.ordblks = (size_t)st.hole_segments;
-	mi.uordblks = (size_t)(st.bytes_in_use - st.small_run_bytes + st.small_bytes);
+	mi.arena = (size_t)(st->pages_used * st->page_size);
+	mi.ordblks = (size_t)st->hole_segments;
+	mi.uordblks = (size_t)(st->bytes_in_use - st->small_run_bytes + st->small_bytes);
 	mi.fordblks = mi.arena - mi.uordblks;
 	return mi;
+}
+
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+	struct mems_stats st;
+	if (mems_stats_get(&st) != 0)
+		return (struct mallinfo2){ 0 };
+	return info_of(&st);
 }
 
 /* glibc's old interface, its fields ints: each is capped at INT_MAX where
@@ -187,6 +194,37 @@ EXPORT struct mallinfo mallinfo(void)
 	mi.uordblks = as_int(m.uordblks);
 	mi.fordblks = as_int(m.fordblks);
 	return mi;
+}
+
+/* glibc's XML, in its elements, from one snapshot of MeMS's stats: one
+ * heap; "rest" is the holes and the free bytes (fordblks), "system" the
+ * bytes of all main nodes (arena; MeMS keeps no peak, so max is the
+ * same), "aspace" the span reserved and, as "mprotect", the part of it
+ * committed read/write.  No free-chunk histogram: <sizes> is empty. */
+EXPORT int malloc_info(int options, FILE *fp)
+{
+	if (options != 0)
+		return EINVAL;
+	struct mems_stats st;
+	if (mems_stats_get(&st) != 0)
+		memset(&st, 0, sizeof st);
+	struct mallinfo2 mi = info_of(&st);
+	unsigned long long arena = mi.arena, holes = mi.ordblks, free_bytes = mi.fordblks;
+	unsigned long long span = st.span_size, committed = st.pages_mapped * st.os_page_size;
+	static const char totals[] =
+		"<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+		"<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n%s"
+		"<system type=\"current\" size=\"%llu\"/>\n"
+		"<system type=\"max\" size=\"%llu\"/>\n"
+		"<aspace type=\"total\" size=\"%llu\"/>\n"
+		"<aspace type=\"mprotect\" size=\"%llu\"/>\n";
+	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n", fp);
+	fprintf(fp, totals, holes, free_bytes, "", arena, arena, span, committed);
+	fputs("</heap>\n", fp);
+	fprintf(fp, totals, holes, free_bytes, "<total type=\"mmap\" count=\"0\" size=\"0\"/>\n",
+		arena, arena, span, committed);
+	fputs("</malloc>\n", fp);
+	return 0;
 }
 
 /* glibc prints its arenas' figures on stderr; this prints MeMS's stats

@@ -338,6 +338,7 @@ START_TEST(mallinfo_trim_and_stats_are_mems)
 	struct result r = run("MEMS_STATS_ON_EXIT=0 $WORK/preload_edge --info", 1, 0);
 	ck_assert_msg(r.status == 0, "%s", r.err);
 	ck_assert_str_eq(r.out, "arena: 1\nuordblks: 1\nfordblks: 1\nordblks: 1\nmallinfo: 1\n"
+				"malloc_info: holes 1, free bytes 1, arena 1, span 1, committed 1\n"
 				"malloc_trim: 1, touched pages down: 1, by the pages released: 1\n"
 				"malloc_trim again: 0\n");
 	/* malloc_stats: the stats block, on stderr */

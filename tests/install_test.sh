@@ -70,7 +70,7 @@ declared=$(sed -n 's/^MEMS_API [^(]*[ *]\([a-z_]*\)(.*/\1/p' "$top/include/mems.
 out=$(LD_PRELOAD="$lib/libmems-preload.so" MEMS_STATS_ON_EXIT=1 ls -d / 2>&1)
 echo "$out" | grep -q '^/$' && echo "$out" | grep -q '^Pager:	uffd' && ok || ko "preload: $out"
 pexports=$(nm -D --defined-only "$lib/libmems-preload.so" | awk '{print $3}' | grep -v '^mems_' | sort | tr '\n' ' ')
-want="__libc_calloc __libc_free __libc_malloc __libc_memalign __libc_pvalloc __libc_realloc __libc_valloc __posix_memalign aligned_alloc calloc cfree free mallinfo mallinfo2 malloc malloc_stats malloc_trim malloc_usable_size mallopt memalign posix_memalign pvalloc realloc reallocarray valloc "
+want="__libc_calloc __libc_free __libc_malloc __libc_memalign __libc_pvalloc __libc_realloc __libc_valloc __posix_memalign aligned_alloc calloc cfree free mallinfo mallinfo2 malloc malloc_info malloc_stats malloc_trim malloc_usable_size mallopt memalign posix_memalign pvalloc realloc reallocarray valloc "
 [ "$pexports" = "$want" ] && ok || ko "preload exports '$pexports'"
 # the installed mems-trace finds the installed preload library
 tout=$("$tmp/prefix/bin/mems-trace" -o "$tmp/t.trc" -- ls -d / 2>&1)

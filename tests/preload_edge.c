@@ -67,6 +67,19 @@ static int info(void)
 	       c.uordblks + (size_t)N * SIZE <= b.uordblks);
 	printf("malloc_trim(0) after freeing them: %d\n", malloc_trim(0));
 	printf("malloc_trim(0) again: %d\n", malloc_trim(0));
+	char *xml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&xml, &len);
+	int rc = malloc_info(0, f);
+	fclose(f);
+	printf("malloc_info(0): %d, one <malloc> element: %d\n", rc,
+	       !strncmp(xml, "<malloc version=\"1\">\n", 21) && strstr(xml, "\n</malloc>\n") == xml + len - 11);
+	free(xml);
+	f = open_memstream(&xml, &len);
+	rc = malloc_info(1, f);
+	fclose(f);
+	printf("malloc_info(1): %s, wrote nothing: %d\n", rc == EINVAL ? "EINVAL" : "other", len == 0);
+	free(xml);
 	return 0;
 }
 
@@ -149,7 +162,18 @@ static int blocks_are_mems(void)
 	return 0;
 }
 
-/* --info: mallinfo2 and mallinfo are MeMS's stats, malloc_trim gives the
+/* The attribute attr of the first element that starts with elem in
+ * malloc_info's XML; ~0 when there is none. */
+static unsigned long long xml_value(const char *xml, const char *elem, const char *attr)
+{
+	const char *e = strstr(xml, elem), *end = e ? strstr(e, "/>") : NULL;
+	char key[32];
+	snprintf(key, sizeof key, " %s=\"", attr);
+	const char *a = e ? strstr(e, key) : NULL;
+	return a && a < end ? strtoull(a + strlen(key), NULL, 10) : ~0ULL;
+}
+
+/* --info: mallinfo2, mallinfo and malloc_info are MeMS's stats, malloc_trim gives the
  * free pages a purge delay keeps back at once, malloc_stats prints the
  * stats block on stderr. */
 static int info_is_mems(void)
@@ -166,15 +190,29 @@ static int info_is_mems(void)
 		memset(blk[i] = malloc(100 + i % 3000), 1, 100 + i % 3000);
 	for (int i = 0; i < N; i += 2)
 		free(blk[i]);
+	char *xml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&xml, &len);   /* before the figures: it allocates */
 	struct mems_stats st;
 	struct mallinfo2 mi = mallinfo2();
 	struct mallinfo old = mallinfo();
 	get(&st);
+	malloc_info(0, f);      /* the same figures: nothing allocated since */
+	fclose(f);
 	printf("arena: %d\n", mi.arena == st.pages_used * st.page_size);
 	printf("uordblks: %d\n", mi.uordblks == st.bytes_in_use - st.small_run_bytes + st.small_bytes);
 	printf("fordblks: %d\n", mi.fordblks == mi.arena - mi.uordblks);
 	printf("ordblks: %d\n", mi.ordblks == st.hole_segments);
 	printf("mallinfo: %d\n", old.uordblks == (int)mi.uordblks && old.arena == (int)mi.arena);
+	unsigned long long holes = xml_value(xml, "<total type=\"rest\"", "count"),
+			   free_bytes = xml_value(xml, "<total type=\"rest\"", "size"),
+			   arena = xml_value(xml, "<system type=\"current\"", "size"),
+			   span = xml_value(xml, "<aspace type=\"total\"", "size"),
+			   committed = xml_value(xml, "<aspace type=\"mprotect\"", "size");
+	free(xml);
+	printf("malloc_info: holes %d, free bytes %d, arena %d, span %d, committed %d\n",
+	       holes == st.hole_segments, free_bytes == mi.fordblks, arena == mi.arena,
+	       span == st.span_size, committed == st.pages_mapped * st.os_page_size);
 	for (int i = 1; i < N; i += 2)
 		free(blk[i]);
 	get(&st);
