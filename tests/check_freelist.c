@@ -5,6 +5,10 @@
 #include "freelist.h"
 
 #define PG MEMS_PAGE_SIZE
+/* the unit of the random tests' larger sizes: a page, up to 64 KiB (with
+ * larger pages, sizes of many pages would commit gigabytes, and each
+ * check reads the index for all of it) */
+#define UNIT (PG < 65536 ? PG : 65536)
 
 /* The hole index against the chains: each grain's entry is its largest
  * hole, each entry above the largest of its group, and nothing is set
@@ -213,8 +217,8 @@ START_TEST(random_operations_keep_every_invariant)
 		if (n < 512 && (n == 0 || t_rand(&seed) % 100 < 55)) {
 			uint64_t r = t_rand(&seed) % 100;
 			uint64_t size = r < 70 ? 1 + t_rand(&seed) % 256 :
-					r < 97 ? 1 + t_rand(&seed) % (3 * PG) :
-						 1 + t_rand(&seed) % (40 * PG);
+					r < 97 ? 1 + t_rand(&seed) % (3 * UNIT) :
+						 1 + t_rand(&seed) % (40 * UNIT);
 			live[n++] = fl_malloc(&fl, size);
 		} else {
 			int k = (int)(t_rand(&seed) % (uint64_t)n);
@@ -244,7 +248,7 @@ START_TEST(aligned_shrink_grow_keep_every_invariant)
 	for (int op = 0; op < 8000; op++) {
 		uint64_t r = t_rand(&seed) % 100;
 		if (n < 400 && (n == 0 || r < 35)) {
-			uint64_t size = 1 + t_rand(&seed) % (r < 30 ? 300 : 3 * PG);
+			uint64_t size = 1 + t_rand(&seed) % (r < 30 ? 300 : 3 * UNIT);
 			live[n++] = fl_malloc(&fl, size);
 		} else if (n < 400 && r < 50) {
 			uint64_t align = 16ull << (t_rand(&seed) % 10);   /* 16 .. 8192 */
