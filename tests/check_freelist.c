@@ -300,22 +300,22 @@ START_TEST(holes_over_4_gib_are_found_in_first_fit_order)
 {
 	struct mems_fl fl;
 	ck_assert_int_eq(fl_init(&fl, 1ull << 36, PG), 0);
-	uint64_t gib = 1ull << 30;
-	mems_id a = fl_add_node(&fl, 4 * gib + 512 * PG);      /* 4 GiB + 2 MiB */
+	uint64_t gib = 1ull << 30, extra = PG > (2u << 20) ? PG : 2u << 20;
+	mems_id a = fl_add_node(&fl, 4 * gib + extra);        /* 4 GiB + 2 MiB (or a page) */
 	mems_id b = fl_add_node(&fl, 6 * gib);
 	mems_id c = fl_add_node(&fl, 5 * gib);
 	ck_assert_uint_ne(a && b && c, 0);
 	ck_assert_uint_eq(fl_find_fit(&fl, 100), a);
 	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib), a);
-	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 512 * PG), a);
-	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 512 * PG + 1), b);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + extra), a);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + extra + 1), b);
 	ck_assert_uint_eq(fl_find_fit(&fl, 5 * gib + 1), b);
 	ck_assert_uint_eq(fl_find_fit(&fl, 6 * gib), b);
 	ck_assert_uint_eq(fl_find_fit(&fl, 6 * gib + 1), 0);
 	/* a hole past 4 GiB that shrinks below it, then under another */
-	ck_assert_uint_ne(fl_take(&fl, b, 2 * gib + PG), 0);   /* 4 GiB - 4 KiB left */
+	ck_assert_uint_ne(fl_take(&fl, b, 2 * gib + PG), 0);   /* 4 GiB less a page left */
 	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 1), a);
-	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + 512 * PG + 1), c);
+	ck_assert_uint_eq(fl_find_fit(&fl, 4 * gib + extra + 1), c);
 	ck_assert_uint_eq(fl_find_fit(&fl, 5 * gib + 1), 0);
 	fl_destroy(&fl);
 }
