@@ -73,7 +73,8 @@ static int info(void)
 	int rc = malloc_info(0, f);
 	fclose(f);
 	printf("malloc_info(0): %d, one <malloc> element: %d\n", rc,
-	       !strncmp(xml, "<malloc version=\"1\">\n", 21) && strstr(xml, "\n</malloc>\n") == xml + len - 11);
+	       !strncmp(xml, "<malloc version=\"1\">\n", 21) && len > 32 &&
+	       !strcmp(xml + len - 11, "\n</malloc>\n") && strstr(xml, "</malloc>") == xml + len - 10);
 	free(xml);
 	f = open_memstream(&xml, &len);
 	rc = malloc_info(1, f);
@@ -173,9 +174,9 @@ static unsigned long long xml_value(const char *xml, const char *elem, const cha
 	return a && a < end ? strtoull(a + strlen(key), NULL, 10) : ~0ULL;
 }
 
-/* --info: mallinfo2, mallinfo and malloc_info are MeMS's stats, malloc_trim gives the
- * free pages a purge delay keeps back at once, malloc_stats prints the
- * stats block on stderr. */
+/* --info: mallinfo2, mallinfo and malloc_info are MeMS's stats,
+ * malloc_trim gives the free pages a purge delay keeps back at once,
+ * malloc_stats prints the stats block on stderr. */
 static int info_is_mems(void)
 {
 	int (*get)(struct mems_stats *) = (int (*)(struct mems_stats *))dlsym(RTLD_DEFAULT,

@@ -497,7 +497,9 @@ static char **other_traces(const char *file, size_t *count)
 {
 	const char *slash = strrchr(file, '/');
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+	/* FILE's directory: ".", "/" or what comes before the last slash */
+	snprintf(dir, sizeof dir, "%.*s", !slash ? 1 : slash == file ? 1 : (int)(slash - file),
+		 slash ? file : ".");
 	const char *base = slash ? slash + 1 : file;
 	size_t bl = strlen(base), n = 0, cap = 0;
 	char **v = NULL;
@@ -518,7 +520,7 @@ static char **other_traces(const char *file, size_t *count)
 				break;
 			v = w;
 		}
-		if (asprintf(&v[n], "%s/%s", dir, e->d_name) < 0)
+		if (asprintf(&v[n], "%s%s%s", dir, slash == file ? "" : "/", e->d_name) < 0)
 			break;
 		n++;
 	}
