@@ -41,6 +41,14 @@ extern struct mems_state mems_g;
 void mems_stats_at_exit(void);
 /* The stats block, written to fd (write(2); nothing allocated). */
 void mems_stats_to_fd(int fd);
+/* The holes by size class, class k holding sizes from 2^k to 2^(k+1) - 1:
+ * how many, their bytes, the smallest and the largest (0 when empty). */
+struct mems_hole_class {
+	uint64_t count, bytes, min, max;
+};
+/* The stats and the holes' classes in one snapshot (malloc_info);
+ * linear in the segments. */
+void mems_stats_holes(struct mems_stats *st, struct mems_hole_class cls[64]);
 
 void mems_lock_take(void);
 void mems_lock_drop(void);

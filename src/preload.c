@@ -197,17 +197,19 @@ EXPORT struct mallinfo mallinfo(void)
 }
 
 /* glibc's XML, in its elements, from one snapshot of MeMS's stats: one
- * heap; "rest" is the holes and the free bytes (fordblks), "system" the
- * bytes of all main nodes (arena; MeMS keeps no peak, so max is the
- * same), "aspace" the span reserved and, as "mprotect", the part of it
- * committed read/write.  No free-chunk histogram: <sizes> is empty. */
+ * heap; <sizes> the holes by power-of-two class (from and to the smallest
+ * and the largest in it, as glibc gives them for a bin), "rest" the holes
+ * and the free bytes (fordblks, which counts the free blocks of small
+ * runs too), "system" the bytes of all main nodes (arena; MeMS keeps no
+ * peak, so max is the same), "aspace" the span reserved and, as
+ * "mprotect", the part of it committed read/write. */
 EXPORT int malloc_info(int options, FILE *fp)
 {
 	if (options != 0)
 		return EINVAL;
 	struct mems_stats st;
-	if (mems_stats_get(&st) != 0)
-		memset(&st, 0, sizeof st);
+	struct mems_hole_class cls[64];
+	mems_stats_holes(&st, cls);
 	struct mallinfo2 mi = info_of(&st);
 	unsigned long long arena = mi.arena, holes = mi.ordblks, free_bytes = mi.fordblks;
 	unsigned long long span = st.span_size, committed = st.pages_mapped * st.os_page_size;
@@ -218,7 +220,13 @@ EXPORT int malloc_info(int options, FILE *fp)
 		"<system type=\"max\" size=\"%llu\"/>\n"
 		"<aspace type=\"total\" size=\"%llu\"/>\n"
 		"<aspace type=\"mprotect\" size=\"%llu\"/>\n";
-	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n", fp);
+	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
+	for (int k = 0; k < 64; k++)
+		if (cls[k].count)
+			fprintf(fp, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
+				(unsigned long long)cls[k].min, (unsigned long long)cls[k].max,
+				(unsigned long long)cls[k].bytes, (unsigned long long)cls[k].count);
+	fputs("</sizes>\n", fp);
 	fprintf(fp, totals, holes, free_bytes, "", arena, arena, span, committed);
 	fputs("</heap>\n", fp);
 	fprintf(fp, totals, holes, free_bytes, "<total type=\"mmap\" count=\"0\" size=\"0\"/>\n",

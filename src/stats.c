@@ -100,6 +100,29 @@ int mems_stats_get(struct mems_stats *st)
 	return 0;
 }
 
+void mems_stats_holes(struct mems_stats *st, struct mems_hole_class cls[64])
+{
+	memset(cls, 0, 64 * sizeof *cls);
+	mems_lock_take();
+	fill(st);
+	const struct mems_fl *fl = &mems_g.fl;
+	for (mems_id n = 1; mems_g.ready && n <= fl->nnodes; n++)
+		for (mems_id s = fl_node(fl, n)->head; s; s = fl_seg(fl, s)->next) {
+			const struct mems_seg *sg = fl_seg(fl, s);
+			if (sg->type != SEG_HOLE)
+				continue;
+			uint64_t len = sg->end - sg->start;
+			struct mems_hole_class *c = &cls[63 - __builtin_clzll(len)];
+			if (!c->count || len < c->min)
+				c->min = len;
+			if (len > c->max)
+				c->max = len;
+			c->count++;
+			c->bytes += len;
+		}
+	mems_lock_drop();
+}
+
 static void render(struct sbuf *b, const struct mems_stats *st)
 {
 	const struct mems_fl *fl = &mems_g.fl;

@@ -339,6 +339,7 @@ START_TEST(mallinfo_trim_and_stats_are_mems)
 	ck_assert_msg(r.status == 0, "%s", r.err);
 	ck_assert_str_eq(r.out, "arena: 1\nuordblks: 1\nfordblks: 1\nordblks: 1\nmallinfo: 1\n"
 				"malloc_info: holes 1, free bytes 1, arena 1, span 1, committed 1\n"
+				"malloc_info sizes: classes 1, holes 1, their bytes 1\n"
 				"malloc_trim: 1, touched pages down: 1, by the pages released: 1\n"
 				"malloc_trim again: 0\n");
 	/* malloc_stats: the stats block, on stderr */

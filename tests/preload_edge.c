@@ -210,10 +210,24 @@ static int info_is_mems(void)
 			   arena = xml_value(xml, "<system type=\"current\"", "size"),
 			   span = xml_value(xml, "<aspace type=\"total\"", "size"),
 			   committed = xml_value(xml, "<aspace type=\"mprotect\"", "size");
+	/* <sizes>: the holes by power-of-two class, in rising order */
+	unsigned long long n_sized = 0, sized = 0, last_to = 0;
+	int classes_ok = 1;
+	for (const char *e = xml; (e = strstr(e, "<size ")); e++) {
+		unsigned long long from = xml_value(e, "<size ", "from"), to = xml_value(e, "<size ", "to");
+		unsigned long long n = xml_value(e, "<size ", "count"), tot = xml_value(e, "<size ", "total");
+		classes_ok &= from <= to && from > last_to && 63 - __builtin_clzll(from) ==
+			      63 - __builtin_clzll(to) && n > 0 && tot >= n * from && tot <= n * to;
+		last_to = to;
+		n_sized += n;
+		sized += tot;
+	}
 	free(xml);
 	printf("malloc_info: holes %d, free bytes %d, arena %d, span %d, committed %d\n",
 	       holes == st.hole_segments, free_bytes == mi.fordblks, arena == mi.arena,
 	       span == st.span_size, committed == st.pages_mapped * st.os_page_size);
+	printf("malloc_info sizes: classes %d, holes %d, their bytes %d\n", classes_ok && n_sized > 1,
+	       n_sized == st.hole_segments, sized == st.bytes_in_holes);
 	for (int i = 1; i < N; i += 2)
 		free(blk[i]);
 	get(&st);
