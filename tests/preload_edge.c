@@ -43,6 +43,16 @@ static void show_rc(const char *what, int rc, void *p, size_t align)
 	errno = 0;
 }
 
+/* What malloc_info(options) writes, *len bytes, and in *rc what it gives. */
+static char *info_xml(int options, int *rc, size_t *len)
+{
+	char *xml = NULL;
+	FILE *f = open_memstream(&xml, len);
+	*rc = malloc_info(options, f);
+	fclose(f);
+	return xml;
+}
+
 /* mallinfo2, mallinfo and malloc_trim: what holds under glibc and MeMS
  * alike */
 static int info(void)
@@ -67,18 +77,14 @@ static int info(void)
 	       c.uordblks + (size_t)N * SIZE <= b.uordblks);
 	printf("malloc_trim(0) after freeing them: %d\n", malloc_trim(0));
 	printf("malloc_trim(0) again: %d\n", malloc_trim(0));
-	char *xml = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&xml, &len);
-	int rc = malloc_info(0, f);
-	fclose(f);
+	int rc;
+	size_t len;
+	char *xml = info_xml(0, &rc, &len);
 	printf("malloc_info(0): %d, one <malloc> element: %d\n", rc,
 	       !strncmp(xml, "<malloc version=\"1\">\n", 21) && len > 32 &&
 	       !strcmp(xml + len - 11, "\n</malloc>\n") && strstr(xml, "</malloc>") == xml + len - 10);
 	free(xml);
-	f = open_memstream(&xml, &len);
-	rc = malloc_info(1, f);
-	fclose(f);
+	xml = info_xml(1, &rc, &len);
 	printf("malloc_info(1): %s, wrote nothing: %d\n", rc == EINVAL ? "EINVAL" : "other", len == 0);
 	free(xml);
 	return 0;
